@@ -1,0 +1,3 @@
+"""Membership inference against masked language models trained on clinical notes."""
+
+__version__ = "0.1.0"

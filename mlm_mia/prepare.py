@@ -1,0 +1,220 @@
+"""prepare_data_MIA.py: sample the members, non-members and externals sentence sets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, sampling, split, synthetic
+from .errors import InputError
+from .outputs import json_text, jsonl_text, staging_dir
+from .sentences import SPLITTERS, text_hash
+from .sources import Source, n2c2_source, note_source, training_text_source
+
+log = logging.getLogger(__name__)
+
+SET_NAMES = ("members", "non_members", "externals")
+SYNTHETIC_DIR = Path("data") / "synthetic"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prepare_data_MIA.py",
+        description="Sample members, non-members and externals sentence sets by patient. "
+                    "With no data arguments, uses the built-in synthetic corpus.")
+    data = parser.add_argument_group("inputs (a file, a folder or a glob each)")
+    data.add_argument("--train-notes", help="notes of the target's training split "
+                      "(NOTEEVENTS or SUBJECT_ID,TEXT; .csv or .csv.gz)")
+    data.add_argument("--heldout-notes", help="held-out notes, for non-members")
+    data.add_argument("--n2c2", help="n2c2 2014 records: a folder, nested folders or .tar.gz")
+    data.add_argument("--split", metavar="NOTES", help="split these notes by patient first "
+                      "(writes both halves to --split-dir) and sample from the halves")
+    data.add_argument("--train-fraction", type=float, default=0.5,
+                      help="fraction of patients in the training half (default 0.5)")
+    data.add_argument("--split-dir", type=Path, help="where --split writes its halves "
+                      "(default OUT_DIR/split)")
+    data.add_argument("--members-from", metavar="FILE", help="the target's actual training text "
+                      "(.txt, or note CSVs), e.g. after deduplication: members are only "
+                      "sentences it contains")
+    sampling_group = parser.add_argument_group("sampling")
+    sampling_group.add_argument("--n-patients", type=int, default=90, help="patients per set (90)")
+    sampling_group.add_argument("--n-sentences", type=int, default=1000, help="sentences per set (1000)")
+    sampling_group.add_argument("--min-chars", type=int, default=20,
+                                help="drop sentences shorter than this (20)")
+    sampling_group.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    sampling_group.add_argument("--splitter", choices=SPLITTERS, help="sentence splitter for all "
+                                "inputs (default: lines for 1a/1b files, rules for raw notes)")
+    sampling_group.add_argument("--allow-fewer", action="store_true", help="take all eligible "
+                                "patients/sentences when fewer than asked, and record it")
+    parser.add_argument("--out-dir", type=Path, default=Path("data"), help="output folder (data/)")
+    parser.add_argument("--synthetic-dir", type=Path, default=SYNTHETIC_DIR,
+                        help="where the built-in synthetic corpus lives (data/synthetic)")
+    return parser
+
+
+def ensure_synthetic(folder: Path) -> dict[str, Path]:
+    """The synthetic corpus and its 50/50 patient split, generated on first use."""
+    files = {
+        "noteevents": folder / "NOTEEVENTS.csv.gz",
+        "train": folder / "split" / split.TRAIN_FILE,
+        "heldout": folder / "split" / split.HELDOUT_FILE,
+        "n2c2": folder / "n2c2",
+        "n2c2_tar": folder / "n2c2.tar.gz",
+    }
+    if all(p.exists() for p in files.values()):
+        return files
+    log.info("Generating the synthetic corpus in %s (first use)", folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=folder.parent))
+    try:
+        corpus = synthetic.write_corpus(scratch)
+        split.split_notes([corpus["noteevents"]], scratch / "split", 0.5, seed=0)
+        if folder.exists():
+            shutil.rmtree(folder)
+        scratch.chmod(0o755)
+        os.replace(scratch, folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return files
+
+
+class _Texts:
+    """Sentence texts to avoid: sorted hashes plus the texts already sampled."""
+
+    def __init__(self, hashes: np.ndarray):
+        self.hashes = hashes
+        self.sampled: set[str] = set()
+
+    def __contains__(self, sentence: str) -> bool:
+        if sentence in self.sampled:
+            return True
+        value = np.array([text_hash(sentence)], dtype=np.uint64)
+        return bool(sampling.in_sorted(value, self.hashes)[0])
+
+
+def _draw(name: str, source: Source, scan: sampling.Scan, eligible: list[str], why: str,
+          usable, args: argparse.Namespace, index: int) -> tuple[list[dict], dict]:
+    rng = np.random.default_rng([args.seed, index])
+    patients = sampling.choose_patients(eligible, args.n_patients, rng, name,
+                                        args.allow_fewer, why)
+    by_patient = sampling.collect(source, patients, args.min_chars)
+    picked = sampling.round_robin(patients, by_patient, args.n_sentences, rng, usable)
+    if len(picked) < args.n_sentences and not args.allow_fewer:
+        raise InputError(
+            f"{name}: the {len(patients)} sampled patients have only {len(picked)} usable "
+            f"sentences in {source.flag} (at least {args.min_chars} characters, distinct, "
+            f"not in another set{'' if name == 'members' else ' or the training text'}), "
+            f"{args.n_sentences} asked; lower --n-sentences, raise --n-patients, or pass "
+            "--allow-fewer")
+    records = [{"id": f"{name}-{i:05d}", "set": name, "patient_id": p, "text": s}
+               for i, (p, s) in enumerate(picked)]
+    summary = {
+        "n_sentences": len(records), "n_patients": len({p for p, _ in picked}),
+        "n_eligible_patients": len(eligible), "patients": sorted({p for p, _ in picked}),
+        "shortfall": {"patients": args.n_patients - len(patients),
+                      "sentences": args.n_sentences - len(records)}
+        if (len(patients), len(records)) != (args.n_patients, args.n_sentences) else None,
+    }
+    log.info("%s: %d sentences from %d patients", name, summary["n_sentences"], summary["n_patients"])
+    return records, summary
+
+
+def _resolve_inputs(args: argparse.Namespace) -> dict[str, str | None]:
+    given = [args.train_notes, args.heldout_notes, args.n2c2, args.split]
+    if args.split and (args.train_notes or args.heldout_notes):
+        raise InputError("--split makes the training and held-out halves itself; drop "
+                         "--train-notes/--heldout-notes, or drop --split")
+    if not any(given):
+        files = ensure_synthetic(args.synthetic_dir)
+        log.info("No data arguments: using the built-in synthetic corpus in %s "
+                 "(not real patient data)", args.synthetic_dir)
+        return {"train": str(files["train"]), "heldout": str(files["heldout"]),
+                "n2c2": str(files["n2c2"])}
+    if args.split:
+        split_dir = args.split_dir or args.out_dir / "split"
+        note_source(args.split, "--split", args.splitter)  # check the files before writing
+        summary = split.split_notes(list(note_source(args.split, "--split", None).paths),
+                                    split_dir, args.train_fraction, args.seed)
+        log.info("Split %s by patient: %d training, %d held-out patients, written to %s",
+                 args.split, summary["n_patients"]["train"], summary["n_patients"]["heldout"],
+                 split_dir)
+        return {"train": str(split_dir / split.TRAIN_FILE),
+                "heldout": str(split_dir / split.HELDOUT_FILE), "n2c2": args.n2c2}
+    if not (args.train_notes and args.heldout_notes):
+        raise InputError("give both --train-notes and --heldout-notes (or --split NOTES, "
+                         "or no data arguments for the synthetic demo)")
+    return {"train": args.train_notes, "heldout": args.heldout_notes, "n2c2": args.n2c2}
+
+
+def prepare(args: argparse.Namespace) -> dict:
+    """Sample the sets and write them with their manifest; return the manifest."""
+    for flag in ("n_patients", "n_sentences", "min_chars"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag.replace('_', '-')} must be at least 1")
+    inputs = _resolve_inputs(args)
+    train = note_source(inputs["train"], "--train-notes", args.splitter)
+    heldout = note_source(inputs["heldout"], "--heldout-notes", args.splitter)
+    external = n2c2_source(inputs["n2c2"], "--n2c2", args.splitter) if inputs["n2c2"] else None
+    seen_text = (training_text_source(args.members_from, "--members-from", args.splitter)
+                 if args.members_from else None)
+
+    allowed = sampling.scan(seen_text, args.min_chars).hashes if seen_text else None
+    train_scan = sampling.scan(train, args.min_chars, allowed)
+    training_hashes = train_scan.hashes if allowed is None else np.union1d(train_scan.hashes, allowed)
+    avoid = _Texts(training_hashes)
+    members_allowed = _Texts(allowed if allowed is not None else training_hashes)
+
+    sets, summaries = {}, {}
+    eligible = [p for p, n in train_scan.sentence_counts.items() if n > 0]
+    sets["members"], summaries["members"] = _draw(
+        "members", train, train_scan, eligible,
+        "training patients with a usable sentence" + (" seen in --members-from" if allowed is not None else ""),
+        lambda s: s in members_allowed, args, 0)
+    avoid.sampled.update(r["text"] for r in sets["members"])
+
+    heldout_scan = sampling.scan(heldout, args.min_chars)
+    eligible = [p for p, n in heldout_scan.sentence_counts.items()
+                if n > 0 and p not in train_scan.patients]
+    sets["non_members"], summaries["non_members"] = _draw(
+        "non_members", heldout, heldout_scan, eligible,
+        "held-out patients with no note in the training split", lambda s: s not in avoid, args, 1)
+    avoid.sampled.update(r["text"] for r in sets["non_members"])
+
+    if external is not None:
+        external_scan = sampling.scan(external, args.min_chars)
+        eligible = [p for p, n in external_scan.sentence_counts.items() if n > 0]
+        sets["externals"], summaries["externals"] = _draw(
+            "externals", external, external_scan, eligible, "n2c2 patients with a usable sentence",
+            lambda s: s not in avoid, args, 2)
+
+    sources = {"train_notes": train, "heldout_notes": heldout, "n2c2": external,
+               "members_from": seen_text}
+    manifest = {
+        "tool": "mlm_mia prepare_data_MIA.py", "version": __version__, "seed": args.seed,
+        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())},
+        "inputs": {name: {"files": src.fingerprint(), "splitter": src.splitters()}
+                   for name, src in sources.items() if src is not None},
+        "sets": summaries,
+        "training_text_sentences": int(training_hashes.size),
+    }
+    with staging_dir(args.out_dir) as stage:
+        for name, records in sets.items():
+            (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
+        (stage / "manifest.json").write_text(json_text(manifest), encoding="utf-8")
+        for name in SET_NAMES:
+            stale = args.out_dir / f"{name}.jsonl"
+            if name not in sets and stale.exists():
+                stale.unlink()
+    log.info("Wrote %s to %s", ", ".join(f"{n}.jsonl" for n in sets), args.out_dir)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    prepare(build_parser().parse_args(argv))
+    return 0

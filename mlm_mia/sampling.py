@@ -1,0 +1,123 @@
+"""Patient-level sampling of sentence sets, reproducible from a seed.
+
+Every choice is made from sorted lists with a NumPy generator, never from the iteration
+order of a ``set`` or ``dict`` of strings, so the sample depends only on the inputs and
+the seed (not on ``PYTHONHASHSEED``). Inputs are streamed: a first pass counts each
+patient's sentences and hashes all sentence texts; a second pass reads only the chosen
+patients' notes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .errors import InputError
+from .sentences import text_hash
+from .sources import Source
+
+BATCH = 65_536
+
+
+@dataclass
+class Scan:
+    """What one pass over a source learns."""
+
+    patients: set[str] = field(default_factory=set)  # every patient with a note
+    sentence_counts: Counter = field(default_factory=Counter)  # usable sentences per patient
+    hashes: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))  # sorted, unique
+
+
+def hash_array(sentences: Iterable[str]) -> np.ndarray:
+    """:func:`text_hash` of each sentence, as ``uint64``."""
+    return np.fromiter((text_hash(s) for s in sentences), dtype=np.uint64)
+
+
+def in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """Boolean mask: which ``values`` occur in the sorted array ``sorted_unique``."""
+    if sorted_unique.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    idx = np.minimum(np.searchsorted(sorted_unique, values), sorted_unique.size - 1)
+    return sorted_unique[idx] == values
+
+
+def _batched(items: Iterator, size: int) -> Iterator[list]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def scan(source: Source, min_chars: int, allowed: np.ndarray | None = None) -> Scan:
+    """Count usable sentences per patient and hash every sentence of ``source``.
+
+    With ``allowed`` (sorted hashes), only sentences whose text is in it are counted.
+    """
+    result = Scan()
+    chunks = []
+
+    def sentences() -> Iterator[tuple[str | None, str]]:
+        for note, splitter in source.notes():
+            if note.patient_id is not None:
+                result.patients.add(note.patient_id)
+            for sentence in source.note_sentences(note, splitter, min_chars):
+                yield note.patient_id, sentence
+
+    for batch in _batched(sentences(), BATCH):
+        hashes = hash_array(s for _, s in batch)
+        usable = np.ones(len(batch), bool) if allowed is None else in_sorted(hashes, allowed)
+        result.sentence_counts.update(
+            p for (p, _), ok in zip(batch, usable) if ok and p is not None)
+        chunks.append(np.unique(hashes))
+    if chunks:
+        result.hashes = np.unique(np.concatenate(chunks))
+    return result
+
+
+def collect(source: Source, patients: list[str], min_chars: int) -> dict[str, list[str]]:
+    """The distinct sentences of each of ``patients``, in input order."""
+    wanted = frozenset(patients)
+    found: dict[str, dict[str, None]] = {p: {} for p in patients}
+    for patient, sentence in source.sentences(min_chars, patients=wanted):
+        found[patient][sentence] = None
+    return {p: list(s) for p, s in found.items()}
+
+
+def choose_patients(eligible: Iterable[str], n: int, rng: np.random.Generator, set_name: str,
+                    allow_fewer: bool, why: str) -> list[str]:
+    """``n`` patients drawn without replacement from the sorted ``eligible`` ids."""
+    pool = sorted(eligible)
+    if len(pool) < n:
+        if not allow_fewer:
+            raise InputError(
+                f"{set_name}: only {len(pool)} eligible patients ({why}), {n} asked; lower "
+                "--n-patients, give more notes, or pass --allow-fewer to take all of them")
+        n = len(pool)
+    return [pool[i] for i in rng.choice(len(pool), size=n, replace=False)]
+
+
+def round_robin(patients: list[str], by_patient: dict[str, list[str]], n_sentences: int,
+                rng: np.random.Generator, usable: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """Up to ``n_sentences`` distinct ``(patient, sentence)`` pairs, spread evenly.
+
+    Each patient's usable sentences are shuffled; then one sentence is taken from each
+    patient in turn (in the drawn patient order) until enough are taken, so every chosen
+    patient contributes and none dominates.
+    """
+    queues = []
+    for patient in patients:
+        sentences = [s for s in by_patient.get(patient, []) if usable(s)]
+        queues.append((patient, [sentences[i] for i in rng.permutation(len(sentences))]))
+    picked: list[tuple[str, str]] = []
+    taken: set[str] = set()
+    longest = max((len(q) for _, q in queues), default=0)
+    for depth in range(longest):
+        for patient, queue in queues:
+            if depth < len(queue) and queue[depth] not in taken:
+                taken.add(queue[depth])
+                picked.append((patient, queue[depth]))
+                if len(picked) == n_sentences:
+                    return picked
+    return picked

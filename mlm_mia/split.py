@@ -1,0 +1,71 @@
+"""Seeded patient-level train/held-out split of note CSV files.
+
+Both halves are written in the input's own format, so the training half can be used to
+pre-train the target and the held-out half supplies non-members.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from . import csv_notes
+from .errors import InputError
+from .outputs import gzip_text_writer, json_text, staging_dir
+
+TRAIN_FILE = "train_notes.csv.gz"
+HELDOUT_FILE = "heldout_notes.csv.gz"
+SPLIT_STREAM = 101  # the split's own random stream, apart from the sampling streams
+
+
+def split_patients(patients: list[str], train_fraction: float, seed: int) -> set[str]:
+    """The training patients: a seeded ``train_fraction`` of the sorted patient ids."""
+    ordered = sorted(patients)
+    n_train = round(train_fraction * len(ordered))
+    if not 0 < n_train < len(ordered):
+        raise InputError(f"--train-fraction {train_fraction} leaves one half of the "
+                         f"{len(ordered)} patients empty; give a fraction strictly between them")
+    order = np.random.default_rng([seed, SPLIT_STREAM]).permutation(len(ordered))
+    return {ordered[i] for i in order[:n_train]}
+
+
+def split_notes(files: list[Path], out_dir: Path, train_fraction: float, seed: int) -> dict:
+    """Write ``train_notes.csv.gz`` and ``heldout_notes.csv.gz`` into ``out_dir``.
+
+    Two streaming passes over ``files``: one for the patient ids, one to copy each row
+    to its half. Returns a summary for the manifest.
+    """
+    formats = {csv_notes.detect_format(f) for f in files}
+    if len(formats) > 1:
+        raise InputError(f"--split: the files {[str(f) for f in files]} mix the NOTEEVENTS "
+                         "and SUBJECT_ID,TEXT formats; split each format separately")
+    columns = csv_notes.FORMATS[formats.pop()]
+    patients: set[str] = set()
+    for path in files:
+        for chunk in csv_notes.iter_chunks(path, ["SUBJECT_ID"]):
+            patients.update(chunk["SUBJECT_ID"].str.strip())
+    train = split_patients(sorted(patients), train_fraction, seed)
+    rows = {"train": 0, "heldout": 0}
+    with staging_dir(out_dir) as stage:
+        with gzip_text_writer(stage / TRAIN_FILE) as train_out, \
+                gzip_text_writer(stage / HELDOUT_FILE) as heldout_out:
+            header = ",".join(f'"{c}"' for c in columns) + "\n"
+            train_out.write(header)
+            heldout_out.write(header)
+            for path in files:
+                for chunk in csv_notes.iter_chunks(path):
+                    in_train = chunk["SUBJECT_ID"].str.strip().isin(train)
+                    for half, handle, mask in (("train", train_out, in_train),
+                                               ("heldout", heldout_out, ~in_train)):
+                        chunk[mask].to_csv(handle, header=False, index=False,
+                                           quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+                        rows[half] += int(mask.sum())
+        summary = {
+            "train_fraction": train_fraction, "seed": seed,
+            "n_patients": {"train": len(train), "heldout": len(patients) - len(train)},
+            "n_rows": rows, "files": {"train": TRAIN_FILE, "heldout": HELDOUT_FILE},
+        }
+        (stage / "split.json").write_text(json_text(summary), encoding="utf-8")
+    return summary
