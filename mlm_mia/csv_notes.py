@@ -35,6 +35,11 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
+def not_utf8(path: Path, err: UnicodeDecodeError) -> InputError:
+    return InputError(f"{path}: bytes that are not UTF-8 ({err.reason}, byte 0x"
+                      f"{err.object[err.start]:02x}); re-encode the file as UTF-8")
+
+
 def read_header(path: Path) -> list[str]:
     """The column names in the first row of a CSV file (plain or gzipped)."""
     try:
@@ -42,7 +47,9 @@ def read_header(path: Path) -> list[str]:
             return next(csv.reader(handle), [])
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError, csv.Error) as err:
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, err) from None
+    except (gzip.BadGzipFile, EOFError, OSError, csv.Error) as err:
         raise InputError(f"{path}: cannot read the header ({err}); expected a UTF-8 CSV, "
                          "optionally gzipped") from None
 
@@ -71,8 +78,7 @@ def iter_chunks(path: Path, usecols: list[str] | None = None) -> Iterator[pd.Dat
         with reader:
             yield from reader
     except UnicodeDecodeError as err:
-        raise InputError(f"{path}: bytes that are not UTF-8 near byte {err.start}; "
-                         "re-encode the file as UTF-8") from None
+        raise not_utf8(path, err) from None
     except (pd.errors.ParserError, gzip.BadGzipFile, EOFError, ValueError) as err:
         raise InputError(f"{path}: malformed CSV ({str(err).strip()}); check that quoted "
                          "fields are closed and every row has the header's columns") from None

@@ -65,6 +65,6 @@ def gzip_text_writer(path: str | Path) -> Iterator[TextIO]:
     """A UTF-8 text handle writing a gzip file whose bytes depend on the content alone
     (no time stamp in the header)."""
     with open(path, "wb") as raw, \
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as zipped, \
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as zipped, \
             io.TextIOWrapper(zipped, encoding="utf-8", newline="") as text:
         yield text

@@ -101,8 +101,7 @@ def _text_lines(path: Path) -> Iterator[str]:
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except UnicodeDecodeError as err:
-        raise InputError(f"{path}: bytes that are not UTF-8 near byte {err.start}; "
-                         "re-encode the file as UTF-8") from None
+        raise csv_notes.not_utf8(path, err) from None
 
 
 def _sha256(path: Path) -> str:

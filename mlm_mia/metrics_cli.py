@@ -1,0 +1,59 @@
+"""metrics.py: recompute and print every metric from a saved scores.csv."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from . import report, study
+from .errors import InputError
+from .outputs import json_text, write_text_atomic
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metrics.py", description="AUC, TPR at 0.1/1/10%% FPR, precision/recall/F1 at 10%% "
+        "FPR and patient-bootstrap CIs, from the score_* columns of a scores.csv.")
+    parser.add_argument("scores", type=Path, help="scores.csv written by score_MIA.py")
+    parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="patient resamples (1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    return parser
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """A scores file, checked for the columns the metrics need."""
+    try:
+        table = pd.read_csv(path, dtype={"set": str, "id": str, "patient_id": str})
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable CSV ({err})") from None
+    missing = {"set", "id", "patient_id"} - set(table.columns)
+    if missing:
+        raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected a scores.csv "
+                         "written by score_MIA.py")
+    if not study.attack_names(table):
+        raise InputError(f"{path}: no score_<attack> columns")
+    unknown = sorted(set(table["set"]) - set(study.SET_NAMES))
+    if unknown:
+        raise InputError(f"{path}: unknown set name(s) {unknown}; expected {list(study.SET_NAMES)}")
+    study.check_scores(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    table = read_scores(args.scores)
+    try:
+        results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
+    except ValueError as err:
+        raise InputError(f"{args.scores}: {err}") from None
+    if not results:
+        raise InputError(f"{args.scores}: needs members and non_members or externals rows")
+    print(report.tables(results), end="")
+    if args.json:
+        write_text_atomic(args.json, json_text(results))
+    return 0

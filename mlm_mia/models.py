@@ -1,0 +1,105 @@
+"""Loading masked LMs from local directories only, with checks that give clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+
+
+def check_model_dir(path: str | Path, flag: str) -> Path:
+    """``path`` as a directory holding a saved masked LM, or an :class:`InputError`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{flag} {path}: not a local directory. This tool never downloads "
+                         "models: give the folder of a model saved with save_pretrained()")
+    if not (path / "config.json").is_file():
+        raise InputError(f"{flag} {path}: no config.json; save the model there with "
+                         "model.save_pretrained()")
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise InputError(f"{flag} {path}: no model weights ({', '.join(WEIGHT_FILES[:2])})")
+    return path
+
+
+def load_tokenizer(path: Path, flag: str) -> PreTrainedTokenizerBase:
+    """The model's own fast tokenizer, from its directory."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True,
+                                                  trust_remote_code=False)
+    except (OSError, ValueError, TypeError) as err:
+        raise InputError(f"{flag} {path}: no usable tokenizer in the model directory ({err}); "
+                         "save it there with tokenizer.save_pretrained()") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise InputError(f"{flag} {path}: the tokenizer is not a fast (Rust) tokenizer, which "
+                         "word-level PLL needs; save a tokenizer.json with the model")
+    if tokenizer.mask_token_id is None:
+        raise InputError(f"{flag} {path}: the tokenizer has no mask token; a masked LM is needed")
+    return tokenizer
+
+
+def load_masked_lm(path: str | Path, flag: str, device: torch.device, dtype: torch.dtype
+                   ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model (eval mode, on ``device`` in ``dtype``) and tokenizer from a local directory."""
+    path = check_model_dir(path, flag)
+    tokenizer = load_tokenizer(path, flag)
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(path, local_files_only=True,
+                                                     trust_remote_code=False, dtype=dtype)
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"{flag} {path}: cannot load a masked LM from it ({err})") from None
+    if model.config.vocab_size < len(tokenizer):
+        raise InputError(f"{flag} {path}: the tokenizer has {len(tokenizer)} tokens but the "
+                         f"model only {model.config.vocab_size}; they do not belong together")
+    return model.to(device).eval(), tokenizer
+
+
+def max_sequence_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
+    """Longest input (special tokens included) the model accepts."""
+    positions = model.config.max_position_embeddings
+    if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= model.config.pad_token_id + 1  # RoBERTa positions start after padding_idx
+    return int(min(positions, tokenizer.model_max_length))
+
+
+def fingerprint(path: str | Path) -> str:
+    """SHA-256 over the names and contents of a model directory's files."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).rglob("*")):
+        if file.is_file():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise InputError(f"--device {name}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto``: bf16 on a GPU that supports it, fp32 otherwise."""
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]

@@ -1,0 +1,202 @@
+"""score_MIA.py: score the sentence sets under the target and reference models, run the
+attacks and report the risk metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from . import __version__, prepare, report, study
+from .cache import ScoreCache
+from .errors import InputError
+from .outputs import json_text, staging_dir
+from .pll import PLL_METRICS
+from .scoring import BACKENDS, ScoreSettings, score_sentences
+from .sources import note_source
+
+log = logging.getLogger(__name__)
+
+DEMO_MODELS = Path("data") / "models"
+DEMO_EPOCHS = 12
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="score_MIA.py",
+        description="Membership-inference attacks (loss, likelihood ratio, blind baseline) on a "
+                    "masked LM: scores the sets written by prepare_data_MIA.py and prints AUC / "
+                    "TPR-at-low-FPR tables.")
+    parser.add_argument("--config", type=Path, help="YAML file of settings (keys as the long "
+                        "flags, with _ for -); flags given on the command line win")
+    parser.add_argument("--demo", action="store_true", help="whole study on the synthetic corpus "
+                        "with two tiny RoBERTa models trained here")
+    parser.add_argument("--target", type=Path, help="local directory of the target masked LM")
+    parser.add_argument("--reference", type=Path, action="append", default=None,
+                        help="local directory of a reference masked LM; repeat for several")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+                        help="folder with members/non_members/externals.jsonl (data/)")
+    parser.add_argument("--out-dir", type=Path, default=Path("results"), help="output folder (results/)")
+    parser.add_argument("--pll", choices=PLL_METRICS, default="original",
+                        help="PLL variant, as minicons defines it (original)")
+    parser.add_argument("--reduction", choices=study.REDUCTIONS, default="mean",
+                        help="PLL per scored token (mean) or summed (sum)")
+    parser.add_argument("--backend", choices=BACKENDS, default="engine",
+                        help="this project's engine, or minicons itself for cross-checks")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (auto)")
+    parser.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                        help="auto: bf16 on a GPU that supports it, fp32 otherwise")
+    parser.add_argument("--batch-tokens", type=int, default=16384,
+                        help="tokens per forward pass (masked copies x length)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("data") / "cache",
+                        help="per-sentence score cache (data/cache); holds no text")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
+    parser.add_argument("--no-plot", action="store_true", help="skip roc.png")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags over YAML settings over defaults."""
+    parser = build_parser()
+    first = parser.parse_args(argv)
+    if first.config is None:
+        return first
+    try:
+        settings = yaml.safe_load(first.config.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError(f"--config {first.config}: file not found") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"--config {first.config}: not valid YAML ({err})") from None
+    if not isinstance(settings, dict):
+        raise InputError(f"--config {first.config}: expected a mapping of setting: value")
+    known = {action.dest for action in parser._actions} - {"help", "config"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise InputError(f"--config {first.config}: unknown setting(s) {unknown}; "
+                         f"known: {sorted(known)}")
+    paths = {"target", "data_dir", "out_dir", "cache_dir"}
+    for key, value in settings.items():
+        if key in paths and value is not None:
+            settings[key] = Path(value)
+        elif key == "reference" and value is not None:
+            settings[key] = [Path(v) for v in (value if isinstance(value, list) else [value])]
+    parser.set_defaults(**settings)
+    return parser.parse_args(argv)
+
+
+def reference_names(paths: list[Path]) -> list[str]:
+    """``reference`` for one reference; ``reference_<folder name>`` for several."""
+    if len(paths) == 1:
+        return ["reference"]
+    names = [f"reference_{p.resolve().name}" for p in paths]
+    if len(set(names)) < len(names):
+        names = [f"reference_{i + 1}" for i in range(len(paths))]
+    return names
+
+
+def _train_demo_model(folder: Path, texts: list[str], tokenizer_dir: Path, seed: int) -> None:
+    from .train import train_tiny_mlm
+    from transformers import RobertaTokenizerFast
+
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        tokenizer = RobertaTokenizerFast.from_pretrained(tokenizer_dir)
+        train_tiny_mlm(texts, scratch, tokenizer, epochs=DEMO_EPOCHS, seed=seed)
+        os.replace(scratch, folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def prepare_demo(args: argparse.Namespace) -> None:
+    """Sets from the synthetic corpus and the two tiny models, made once and cached."""
+    import json
+
+    from .train import train_tokenizer
+
+    manifest_path = args.data_dir / "manifest.json"
+    if not manifest_path.exists():
+        prepare.main(["--out-dir", str(args.data_dir)])
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    synthetic = Path(manifest["arguments"]["synthetic_dir"])
+    train_file = synthetic / "split" / "train_notes.csv.gz"
+    heldout_file = synthetic / "split" / "heldout_notes.csv.gz"
+    if manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]:
+        raise InputError(f"--demo: {args.data_dir} holds sets of real inputs; give the demo its "
+                         "own --data-dir")
+    target, reference = DEMO_MODELS / "target", DEMO_MODELS / "reference"
+    if not (target.exists() and reference.exists()):
+        DEMO_MODELS.mkdir(parents=True, exist_ok=True)
+        train_texts = [s for _, s in note_source(str(train_file), "train", None).sentences(20)]
+        excluded = set(manifest["sets"]["non_members"]["patients"])
+        population = [s for p, s in note_source(str(heldout_file), "heldout", None).sentences(20)
+                      if p not in excluded]
+        tokenizer_dir = DEMO_MODELS / "tokenizer"
+        log.info("Training the demo tokenizer and two tiny RoBERTa models (%d target and %d "
+                 "reference sentences, %d epochs)", len(train_texts), len(population), DEMO_EPOCHS)
+        train_tokenizer(train_texts + population, tokenizer_dir)
+        if not target.exists():
+            _train_demo_model(target, train_texts, tokenizer_dir, seed=1)
+        if not reference.exists():
+            _train_demo_model(reference, population, tokenizer_dir, seed=2)
+    args.target, args.reference = target, [reference]
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The whole scoring step; returns metrics.json's content."""
+    if args.demo:
+        prepare_demo(args)
+    if args.target is None or not args.reference:
+        raise InputError("give --target MODEL_DIR and at least one --reference MODEL_DIR "
+                         "(or --demo)")
+    if args.bootstrap < 0 or args.batch_tokens < 1:
+        raise InputError("--bootstrap must be >= 0 and --batch-tokens >= 1")
+    sets = study.load_sets(args.data_dir)
+    settings = ScoreSettings(pll=args.pll, backend=args.backend, device=args.device,
+                             dtype=args.dtype, batch_tokens=args.batch_tokens)
+    cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
+    models = {"target": args.target} | dict(zip(reference_names(args.reference), args.reference))
+    table = sets.drop(columns="text")
+    texts = sets["text"].tolist()
+    truncated = {}
+    try:
+        for name, path in models.items():
+            flag = "--target" if name == "target" else "--reference"
+            scores = score_sentences(path, flag, name, texts, settings, cache)
+            table[f"{name}_pll"] = [s.pll for s in scores]
+            table[f"{name}_n_tokens"] = [s.n_tokens for s in scores]
+            truncated[name] = sum(s.truncated for s in scores)
+    finally:
+        cache.close()
+    table = study.attack_columns(table, [n for n in models if n != "target"], args.reduction)
+    study.check_scores(table)
+    results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
+    run_settings = {
+        "version": __version__, "models": {n: str(p) for n, p in models.items()},
+        "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
+        "backend": args.backend, "device": args.device, "dtype": args.dtype,
+        "batch_tokens": args.batch_tokens, "bootstrap": args.bootstrap, "seed": args.seed,
+        "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
+    }
+    with staging_dir(args.out_dir) as stage:
+        table.to_csv(stage / "scores.csv", index=False, float_format="%.10g")
+        (stage / "metrics.json").write_text(json_text(results), encoding="utf-8")
+        (stage / "settings.json").write_text(json_text(run_settings), encoding="utf-8")
+        if not args.no_plot:
+            report.roc_plot(table, stage / "roc.png")
+    print(report.tables(results), end="")
+    log.info("Wrote scores.csv, metrics.json, settings.json%s to %s",
+             "" if args.no_plot else ", roc.png", args.out_dir)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(parse_args(argv))
+    return 0

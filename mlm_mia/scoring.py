@@ -1,0 +1,101 @@
+"""Scoring sentences under a model directory: the engine or minicons, with the cache."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import models
+from .cache import ScoreCache
+from .errors import InputError
+from .pll import PLLEngine, TokenScores
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("engine", "minicons")
+CACHE_BLOCK = 2048  # sentences scored between two cache commits
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How sentences are scored; every field that can change a score is in the cache key."""
+
+    pll: str = "original"
+    backend: str = "engine"
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_tokens: int = 16384
+    progress: bool = True
+
+
+class MiniconsBackend:
+    """minicons' own ``MaskedLMScorer``, for cross-checks (fp32; never truncates)."""
+
+    def __init__(self, path: Path, device: torch.device, pll: str, max_length: int, tokenizer):
+        try:
+            from minicons import scorer
+        except ImportError as err:
+            raise InputError(f"--backend minicons: minicons cannot be imported ({err}); "
+                             "install requirements.txt (it needs transformers < 5)") from None
+        self.scorer = scorer.MaskedLMScorer(str(path), str(device))
+        self.pll = pll
+        self.max_length = max_length
+        self.tokenizer = tokenizer
+
+    def score(self, sentences: Sequence[str]) -> list[TokenScores]:
+        lengths = [len(ids) for ids in self.tokenizer(list(sentences))["input_ids"]]
+        if max(lengths, default=0) > self.max_length:
+            raise InputError(f"--backend minicons: {sum(n > self.max_length for n in lengths)} "
+                             f"sentences are longer than the model's {self.max_length} tokens and "
+                             "minicons cannot truncate; use --backend engine")
+        results = []
+        for start in range(0, len(sentences), 16):
+            batch = list(sentences[start:start + 16])
+            for tokens in self.scorer.token_score(batch, PLL_metric=self.pll):
+                results.append(TokenScores(np.array([s for _, s in tokens], dtype=float), False))
+        return results
+
+
+def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
+                    settings: ScoreSettings, cache: ScoreCache) -> list[TokenScores]:
+    """Per-token log-probabilities of ``sentences`` under the model in ``path``.
+
+    Cached results are reused; the rest are scored in blocks, each committed to the
+    cache before the next starts.
+    """
+    device = models.resolve_device(settings.device)
+    dtype = models.resolve_dtype(settings.dtype, device)
+    if settings.backend == "minicons":
+        dtype = torch.float32
+    models.check_model_dir(path, flag)
+    namespace = "|".join([models.fingerprint(path), settings.backend, settings.pll, str(dtype)])
+    keys = cache.keys(namespace, sentences)
+    found = cache.get(keys)
+    todo = [i for i, key in enumerate(keys) if key not in found]
+    log.info("%s: %d sentences to score, %d from the cache (%s, %s, %s, %s)", name, len(todo),
+             len(keys) - len(todo), settings.backend, settings.pll, device, str(dtype).split(".")[-1])
+    if todo:
+        model, tokenizer = models.load_masked_lm(path, flag, device, dtype)
+        max_length = models.max_sequence_length(model, tokenizer)
+        if settings.backend == "minicons":
+            del model
+            backend = MiniconsBackend(path, device, settings.pll, max_length, tokenizer)
+        else:
+            backend = PLLEngine(model, tokenizer, max_length, settings.pll,
+                                max(settings.batch_tokens, max_length), settings.progress, name)
+        for start in range(0, len(todo), CACHE_BLOCK):
+            block = todo[start:start + CACHE_BLOCK]
+            results = backend.score([sentences[i] for i in block])
+            cache.put([(keys[i], r.logprobs, r.truncated) for i, r in zip(block, results)])
+            found.update((keys[i], (r.logprobs, r.truncated)) for i, r in zip(block, results))
+    scores = [TokenScores(*found[key]) for key in keys]
+    n_truncated = sum(s.truncated for s in scores)
+    if n_truncated:
+        log.warning("%s: %d sentences were longer than the model's limit and were truncated to "
+                    "their first tokens (counted in settings.json)", name, n_truncated)
+    return scores

@@ -1,0 +1,138 @@
+"""The study's data flow after preparation: sentence sets -> per-model PLLs -> attack
+scores -> metrics. Every per-sentence value stays in one row of one table, so target and
+reference scores can never be un-paired."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .errors import InputError
+
+SET_NAMES = ("members", "non_members", "externals")
+REDUCTIONS = ("mean", "sum")
+COMPARISONS = {
+    "members_vs_non_members": ("members", "non_members"),
+    "members_vs_externals": ("members", "externals"),
+}
+PATIENT_COMPARISON = "patient_members_vs_non_members"
+# |AUC - 0.5| of the reference-only score above which members and non-members are taken
+# to differ in distribution
+BLIND_BASELINE_MARGIN = 0.1
+
+
+def load_sets(data_dir: Path) -> pd.DataFrame:
+    """The sentence sets written by prepare_data_MIA.py: columns set, id, patient_id, text."""
+    rows = []
+    for name in SET_NAMES:
+        path = data_dir / f"{name}.jsonl"
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise InputError(f"{path}:{number}: not a JSON object ({err.msg})") from None
+                missing = {"id", "patient_id", "text"} - set(record)
+                if missing:
+                    raise InputError(f"{path}:{number}: missing field(s) {sorted(missing)}; "
+                                     "write the sets with prepare_data_MIA.py")
+                if not str(record["text"]).strip():
+                    raise InputError(f"{path}:{number}: empty text")
+                rows.append({"set": name, "id": str(record["id"]),
+                             "patient_id": str(record["patient_id"]), "text": str(record["text"])})
+    table = pd.DataFrame(rows, columns=["set", "id", "patient_id", "text"])
+    present = set(table["set"])
+    if "members" not in present or not present & {"non_members", "externals"}:
+        raise InputError(f"{data_dir}: needs members.jsonl and non_members.jsonl or "
+                         "externals.jsonl; run prepare_data_MIA.py --out-dir there first")
+    duplicated = table["id"].duplicated()
+    if duplicated.any():
+        raise InputError(f"{data_dir}: sentence id {table['id'][duplicated].iloc[0]!r} "
+                         "appears twice; ids must be unique across the sets")
+    return table
+
+
+def reduce(pll: pd.Series, n_tokens: pd.Series, reduction: str) -> pd.Series:
+    """Summed PLL, or PLL per scored token."""
+    if reduction == "sum":
+        return pll
+    return pll / n_tokens.where(n_tokens > 0)
+
+
+def attack_columns(table: pd.DataFrame, references: Sequence[str], reduction: str) -> pd.DataFrame:
+    """``score_<attack>`` columns; higher means more likely a member.
+
+    - ``loss``: the target's PLL (Yeom et al.);
+    - ``ratio``: target PLL - reference PLL, per sentence (Mireshghallah et al. 2022);
+    - ``reference_only``: the reference's PLL alone, a blind baseline that measures how
+      far the sets differ in distribution.
+
+    With several references, each gets its ``ratio_<name>`` and ``reference_only_<name>``.
+    """
+    out = table.copy()
+    target = reduce(table["target_pll"], table["target_n_tokens"], reduction)
+    out["score_loss"] = target
+    for ref in references:
+        suffix = "" if ref == "reference" else ref[len("reference"):]
+        reference = reduce(table[f"{ref}_pll"], table[f"{ref}_n_tokens"], reduction)
+        out[f"score_ratio{suffix}"] = target - reference
+        out[f"score_reference_only{suffix}"] = reference
+    return out
+
+
+def attack_names(table: pd.DataFrame) -> list[str]:
+    return [c[len("score_"):] for c in table.columns if c.startswith("score_")]
+
+
+def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """``metrics.json``: every attack on every comparison whose sets are present."""
+    result = {}
+    attacks = attack_names(table)
+    for comparison, (positive, negative) in COMPARISONS.items():
+        rows = table[table["set"].isin([positive, negative])]
+        if not {positive, negative} <= set(rows["set"]):
+            continue
+        y = (rows["set"] == positive).to_numpy(int)
+        result[comparison] = {
+            attack: metrics.evaluate(y, rows[f"score_{attack}"].to_numpy(float),
+                                     rows["patient_id"].to_numpy(), n_boot, seed)
+            for attack in attacks}
+    rows = table[table["set"].isin(["members", "non_members"])]
+    if {"members", "non_members"} <= set(rows["set"]):
+        per_patient = rows.groupby(["set", "patient_id"], sort=True)[
+            [f"score_{a}" for a in attacks]].mean().reset_index()
+        y = (per_patient["set"] == "members").to_numpy(int)
+        result[PATIENT_COMPARISON] = {
+            attack: metrics.evaluate(y, per_patient[f"score_{attack}"].to_numpy(float),
+                                     per_patient["patient_id"].to_numpy(), n_boot, seed)
+            for attack in attacks}
+    return result
+
+
+def distribution_shift_warnings(results: dict) -> list[str]:
+    """One line per comparison whose blind baseline is far from chance."""
+    lines = []
+    for comparison, attacks in results.items():
+        for attack, values in attacks.items():
+            if attack.startswith("reference_only") and abs(values["auc"] - 0.5) > BLIND_BASELINE_MARGIN:
+                lines.append(
+                    f"WARNING {comparison}: the blind baseline ({attack}, which never sees the "
+                    f"target) has AUC {values['auc']:.3f}: the sets differ in distribution, and "
+                    "the attack numbers above are inflated by it.")
+    return lines
+
+
+def check_scores(table: pd.DataFrame) -> None:
+    """Every attack score must be a finite number (a sentence with no scored token is not)."""
+    for column in [c for c in table.columns if c.startswith("score_")]:
+        bad = ~np.isfinite(table[column].to_numpy(float))
+        if bad.any():
+            raise InputError(f"{column}: {int(bad.sum())} sentences have no finite score (e.g. "
+                             f"id {table.loc[bad, 'id'].iloc[0]!r}, which may have no scorable token)")

@@ -1,0 +1,95 @@
+"""Tiny RoBERTa masked LMs trained locally in seconds: the demo's target and reference
+models, and the tests' models. Nothing is downloaded: the tokenizer is trained here too."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tokenizers import ByteLevelBPETokenizer
+from transformers import (DataCollatorForLanguageModeling, RobertaConfig, RobertaForMaskedLM,
+                          RobertaTokenizerFast)
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+@dataclass(frozen=True)
+class TinyShape:
+    """Size of a tiny RoBERTa (roberta-base is 768 / 12 / 12 / 3072)."""
+
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    intermediate: int = 256
+    max_positions: int = 514  # 512 tokens, as roberta-base
+
+
+def train_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int = 2000
+                    ) -> RobertaTokenizerFast:
+    """A byte-level BPE tokenizer (RoBERTa's kind) trained on ``texts``, saved in ``out_dir``."""
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=SPECIAL_TOKENS, show_progress=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab, merges = bpe.save_model(scratch)
+        tokenizer = RobertaTokenizerFast(vocab_file=vocab, merges_file=merges, model_max_length=512)
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
+
+
+def new_model(tokenizer: RobertaTokenizerFast, shape: TinyShape, seed: int) -> RobertaForMaskedLM:
+    """A randomly initialised RoBERTa masked LM sized for ``tokenizer``."""
+    torch.manual_seed(seed)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
+        max_position_embeddings=shape.max_positions, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        type_vocab_size=1,
+    )
+    return RobertaForMaskedLM(config)
+
+
+def train_mlm(model: RobertaForMaskedLM, tokenizer: RobertaTokenizerFast, texts: Sequence[str],
+              epochs: int, seed: int, batch_size: int = 32, lr: float = 2e-3,
+              max_length: int = 128) -> RobertaForMaskedLM:
+    """Masked-LM training (15% masking) on ``texts``, one text per example, on the CPU."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+    steps = epochs * -(-len(encoded) // batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
+                                                   pct_start=0.1)
+    model.train()
+    for epoch in range(epochs):
+        order = rng.permutation(len(encoded))
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            batch = collator([{"input_ids": encoded[i]} for i in order[start:start + batch_size]])
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            total += loss.item()
+        log.debug("epoch %d: loss %.3f", epoch + 1, total / -(-len(order) // batch_size))
+    return model.eval()
+
+
+def train_tiny_mlm(texts: Sequence[str], out_dir: Path, tokenizer: RobertaTokenizerFast,
+                   epochs: int, seed: int, shape: TinyShape = TinyShape()) -> Path:
+    """Train a tiny RoBERTa on ``texts`` and save it, tokenizer included, to ``out_dir``."""
+    model = train_mlm(new_model(tokenizer, shape, seed), tokenizer, texts, epochs, seed)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
