@@ -109,7 +109,7 @@ def _draw(name: str, source: Source, scan: sampling.Scan, eligible: list[str], w
         raise InputError(
             f"{name}: the {len(patients)} sampled patients have only {len(picked)} usable "
             f"sentences in {source.flag} (at least {args.min_chars} characters, distinct, "
-            f"not in another set{'' if name == 'members' else ' or the training text'}), "
+            f"not in another set{' or the held-out text' if name == 'members' else ' or the training text'}), "
             f"{args.n_sentences} asked; lower --n-sentences, raise --n-patients, or pass "
             "--allow-fewer")
     records = [{"id": f"{name}-{i:05d}", "set": name, "patient_id": p, "text": s}
@@ -167,18 +167,22 @@ def prepare(args: argparse.Namespace) -> dict:
     allowed = sampling.scan(seen_text, args.min_chars).hashes if seen_text else None
     train_scan = sampling.scan(train, args.min_chars, allowed)
     training_hashes = train_scan.hashes if allowed is None else np.union1d(train_scan.hashes, allowed)
+    heldout_scan = sampling.scan(heldout, args.min_chars)
     avoid = _Texts(training_hashes)
     members_allowed = _Texts(allowed if allowed is not None else training_hashes)
+    heldout_text = _Texts(heldout_scan.hashes)
 
+    # Symmetric exclusion: members never repeat a held-out sentence and non-members never
+    # a training sentence, so boilerplate common to both halves is in neither set (else
+    # only the members would have it, and the sets would differ in distribution).
     sets, summaries = {}, {}
     eligible = [p for p, n in train_scan.sentence_counts.items() if n > 0]
     sets["members"], summaries["members"] = _draw(
         "members", train, train_scan, eligible,
         "training patients with a usable sentence" + (" seen in --members-from" if allowed is not None else ""),
-        lambda s: s in members_allowed, args, 0)
+        lambda s: s in members_allowed and s not in heldout_text, args, 0)
     avoid.sampled.update(r["text"] for r in sets["members"])
 
-    heldout_scan = sampling.scan(heldout, args.min_chars)
     eligible = [p for p, n in heldout_scan.sentence_counts.items()
                 if n > 0 and p not in train_scan.patients]
     sets["non_members"], summaries["non_members"] = _draw(

@@ -22,3 +22,29 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     files["train"] = folder / "split" / split.TRAIN_FILE
     files["heldout"] = folder / "split" / split.HELDOUT_FILE
     return files
+
+
+@pytest.fixture(scope="session")
+def corpus_sentences(corpus) -> dict[str, list[tuple[str, str]]]:
+    """(patient, sentence) pairs of the training and held-out halves."""
+    from mlm_mia.sources import note_source
+    return {half: list(note_source(str(corpus[half]), half, None).sentences(20))
+            for half in ("train", "heldout")}
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(corpus_sentences, tmp_path_factory):
+    from mlm_mia.train import train_tokenizer
+    texts = [s for pairs in corpus_sentences.values() for _, s in pairs]
+    return train_tokenizer(texts, tmp_path_factory.mktemp("tokenizer"), vocab_size=600)
+
+
+@pytest.fixture(scope="session")
+def random_roberta(tiny_tokenizer, tmp_path_factory) -> Path:
+    """An untrained tiny RoBERTa saved with its tokenizer (max 64 tokens)."""
+    from mlm_mia.train import TinyShape, new_model
+    folder = tmp_path_factory.mktemp("random_roberta")
+    new_model(tiny_tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64,
+                                        max_positions=66), seed=0).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mlm_mia.models import load_masked_lm, max_sequence_length
+from mlm_mia.pll import PLLEngine
+
+SENTENCES = [
+    "Home medications include metoprolol 25 mg daily, aspirin 81 mg daily.",
+    "Labs notable for a creatinine of 1.3 and a hemoglobin of 11.2.",
+    "Pt resting comfortably.",
+    "Status post a right hip replacement in [**2151**] without complications.",
+    "He has a 30 pack year smoking history and lives with his sister in Quincy.",
+]
+
+
+def engine_for(path, **kwargs) -> PLLEngine:
+    model, tokenizer = load_masked_lm(path, "--target", torch.device("cpu"), torch.float32)
+    return PLLEngine(model, tokenizer, max_sequence_length(model, tokenizer), progress=False, **kwargs)
+
+
+def naive_pll(path, sentence: str) -> float:
+    """PLL the slow obvious way: one full forward per masked copy, logits everywhere."""
+    model, tokenizer = load_masked_lm(path, "--target", torch.device("cpu"), torch.float32)
+    ids = tokenizer(sentence)["input_ids"]
+    total = 0.0
+    with torch.no_grad():
+        for position in range(1, len(ids) - 1):
+            masked = list(ids)
+            masked[position] = tokenizer.mask_token_id
+            logits = model(input_ids=torch.tensor([masked])).logits[0, position]
+            total += torch.log_softmax(logits, -1)[ids[position]].item()
+    return total
+
+
+def test_engine_matches_the_naive_computation(random_roberta):
+    scores = engine_for(random_roberta).score(SENTENCES)
+    for sentence, score in zip(SENTENCES, scores):
+        assert score.pll == pytest.approx(naive_pll(random_roberta, sentence), rel=1e-5)
+
+
+def test_special_tokens_are_never_scored(random_roberta):
+    engine = engine_for(random_roberta)
+    for sentence, score in zip(SENTENCES, engine.score(SENTENCES)):
+        assert score.n_tokens == len(engine.tokenizer(sentence)["input_ids"]) - 2
+
+
+@pytest.mark.parametrize("pll", ["original", "within_word_l2r"])
+def test_engine_agrees_with_minicons(random_roberta, pll):
+    scorer = pytest.importorskip("minicons.scorer")
+    reference = scorer.MaskedLMScorer(str(random_roberta), "cpu")
+    expected = [np.array([s for _, s in tokens])
+                for tokens in reference.token_score(SENTENCES, PLL_metric=pll)]
+    got = engine_for(random_roberta, pll=pll).score(SENTENCES)
+    for e, g in zip(expected, got):
+        assert g.n_tokens == e.size
+        assert g.pll == pytest.approx(e.sum(), rel=1e-4)
+        np.testing.assert_allclose(g.logprobs, e, rtol=1e-4, atol=1e-5)
+
+
+def test_within_word_differs_from_original_on_multi_token_words(random_roberta):
+    original = engine_for(random_roberta).score(SENTENCES)
+    within = engine_for(random_roberta, pll="within_word_l2r").score(SENTENCES)
+    assert any(abs(a.pll - b.pll) > 1e-3 for a, b in zip(original, within))
+
+
+def test_batching_and_order_do_not_change_scores(random_roberta, corpus_sentences):
+    sentences = [s for _, s in corpus_sentences["heldout"][:60]]
+    base = engine_for(random_roberta, batch_tokens=100_000).score(sentences)
+    small = engine_for(random_roberta, batch_tokens=64).score(sentences)
+    order = np.random.default_rng(0).permutation(len(sentences))
+    shuffled = engine_for(random_roberta, batch_tokens=500).score([sentences[i] for i in order])
+    for i, j in enumerate(order):
+        np.testing.assert_allclose(small[i].logprobs, base[i].logprobs, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(shuffled[i].logprobs, base[j].logprobs, rtol=1e-5, atol=1e-6)
+
+
+def test_long_sentences_are_truncated_and_flagged(random_roberta):
+    engine = engine_for(random_roberta)
+    assert engine.max_length == 64
+    long = " ".join(["aspirin metoprolol lisinopril furosemide"] * 30)
+    short, cut = engine.score([SENTENCES[0], long])
+    assert not short.truncated and cut.truncated and cut.n_tokens == 62
+
+
+def test_bert_models_work_through_their_cls_head(tmp_path, corpus_sentences):
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator([s for _, s in corpus_sentences["train"]], vocab_size=400)
+    wordpiece.save_model(str(tmp_path))
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"), model_max_length=64)
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=64,
+                                       max_position_embeddings=64))
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    engine = engine_for(tmp_path)
+    assert type(engine.head).__name__ == "BertOnlyMLMHead"
+    for sentence, score in zip(SENTENCES[:3], engine.score(SENTENCES[:3])):
+        assert score.pll == pytest.approx(naive_pll(tmp_path, sentence), rel=1e-5)

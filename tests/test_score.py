@@ -1,0 +1,154 @@
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlm_mia import metrics_cli, prepare, score
+from mlm_mia.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def study(corpus, corpus_sentences, tiny_tokenizer, tmp_path_factory) -> dict:
+    """Sets of 30 patients x 200 sentences, a tiny target trained on the training half and
+    a tiny reference trained on held-out patients outside the sets."""
+    from mlm_mia.train import TinyShape, train_tiny_mlm
+    root = tmp_path_factory.mktemp("study")
+    data = root / "data"
+    assert prepare.main(["--train-notes", str(corpus["train"]), "--heldout-notes", str(corpus["heldout"]),
+                         "--n2c2", str(corpus["n2c2"]), "--n-patients", "30", "--n-sentences", "200",
+                         "--out-dir", str(data)]) == 0
+    non_members = set(json.loads((data / "manifest.json").read_text())["sets"]["non_members"]["patients"])
+    shape = TinyShape(hidden=64, layers=2, heads=2, intermediate=128, max_positions=130)
+    target = train_tiny_mlm([s for _, s in corpus_sentences["train"]], root / "target",
+                            tiny_tokenizer, epochs=10, seed=1, shape=shape)
+    reference = train_tiny_mlm([s for p, s in corpus_sentences["heldout"] if p not in non_members],
+                               root / "reference", tiny_tokenizer, epochs=10, seed=1, shape=shape)
+    return {"root": root, "data": data, "target": target, "reference": reference}
+
+
+def run_score(study, out: Path, *extra: str) -> dict:
+    args = ["--target", str(study["target"]), "--reference", str(study["reference"]),
+            "--data-dir", str(study["data"]), "--out-dir", str(out),
+            "--cache-dir", str(study["root"] / "cache"), "--bootstrap", "200", *extra]
+    return score.run(score.parse_args(args))
+
+
+@pytest.fixture(scope="module")
+def scored(study) -> Path:
+    out = study["root"] / "results"
+    run_score(study, out)
+    return out
+
+
+def test_outputs_and_scores_file_columns(scored):
+    assert sorted(p.name for p in scored.iterdir()) == ["metrics.json", "roc.png", "scores.csv", "settings.json"]
+    table = pd.read_csv(scored / "scores.csv")
+    assert list(table.columns) == ["set", "id", "patient_id", "target_pll", "target_n_tokens",
+                                   "reference_pll", "reference_n_tokens", "score_loss",
+                                   "score_ratio", "score_reference_only"]
+    assert table["set"].value_counts().to_dict() == {"members": 200, "non_members": 200, "externals": 200}
+    loss = table["target_pll"] / table["target_n_tokens"]
+    np.testing.assert_allclose(table["score_loss"], loss, rtol=1e-8)
+    np.testing.assert_allclose(table["score_ratio"], table["score_loss"] - table["score_reference_only"],
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_metrics_json_layout_and_a_real_effect(scored):
+    results = json.loads((scored / "metrics.json").read_text())
+    assert set(results) == {"members_vs_non_members", "members_vs_externals",
+                            "patient_members_vs_non_members"}
+    loss = results["members_vs_non_members"]["loss"]
+    assert set(loss) >= {"auc", "auc_ci", "tpr_at_fpr", "precision", "recall", "f1", "threshold",
+                         "n_pos", "n_neg"}
+    assert (loss["n_pos"], loss["n_neg"]) == (200, 200)
+    assert results["patient_members_vs_non_members"]["loss"]["n_pos"] == 30
+    # the tiny target saw its members: they score above the non-members
+    assert results["members_vs_non_members"]["loss"]["auc"] > 0.6
+    assert results["members_vs_non_members"]["ratio"]["auc"] > 0.6
+
+
+def test_metrics_script_recomputes_the_same_numbers(scored, tmp_path, capsys):
+    assert metrics_cli.main([str(scored / "scores.csv"), "--json", str(tmp_path / "m.json"),
+                             "--bootstrap", "200"]) == 0
+    assert json.loads((tmp_path / "m.json").read_text()) == json.loads((scored / "metrics.json").read_text())
+    printed = capsys.readouterr().out
+    assert "members_vs_non_members" in printed and "TPR@1%FPR" in printed
+
+
+def test_rerun_reads_the_cache_and_gives_identical_scores(study, scored, tmp_path, caplog):
+    with caplog.at_level(logging.INFO):
+        run_score(study, tmp_path, "--no-plot")
+    assert "target: 0 sentences to score, 600 from the cache" in caplog.text
+    assert (tmp_path / "scores.csv").read_bytes() == (scored / "scores.csv").read_bytes()
+
+
+def test_minicons_backend_gives_the_same_scores(study, scored, tmp_path):
+    pytest.importorskip("minicons.scorer")
+    run_score(study, tmp_path, "--backend", "minicons", "--no-plot", "--no-cache")
+    ours, theirs = pd.read_csv(scored / "scores.csv"), pd.read_csv(tmp_path / "scores.csv")
+    np.testing.assert_allclose(ours["target_pll"], theirs["target_pll"], rtol=1e-4)
+    np.testing.assert_allclose(ours["reference_pll"], theirs["reference_pll"], rtol=1e-4)
+
+
+def test_config_file_settings_and_flags_winning(study, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("reduction: sum\nbootstrap: 0\nno_plot: true\npll: within_word_l2r\n")
+    args = score.parse_args(["--config", str(config), "--pll", "original"])
+    assert (args.reduction, args.bootstrap, args.no_plot, args.pll) == ("sum", 0, True, "original")
+    config.write_text("reductoin: sum\n")
+    with pytest.raises(InputError, match="unknown setting"):
+        score.parse_args(["--config", str(config)])
+
+
+def test_several_references_each_get_their_columns(study, tmp_path):
+    run_score(study, tmp_path, "--reference", str(study["target"]), "--no-plot", "--bootstrap", "0")
+    columns = pd.read_csv(tmp_path / "scores.csv").columns
+    assert {"reference_reference_pll", "reference_target_pll", "score_ratio_reference",
+            "score_ratio_target", "score_reference_only_target"} <= set(columns)
+
+
+def script(name: str, *args: str):
+    return subprocess.run([sys.executable, str(ROOT / name), *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ})
+
+
+@pytest.mark.parametrize("case", ["hub_name", "no_tokenizer", "no_sets"])
+def test_bad_model_or_data_is_a_clear_error(study, tmp_path, case):
+    data, target = str(study["data"]), str(study["target"])
+    if case == "hub_name":
+        target, expected = "roberta-base", "not a local directory"
+    elif case == "no_tokenizer":
+        broken = tmp_path / "model"
+        broken.mkdir()
+        for name in ("config.json", "model.safetensors"):
+            (broken / name).write_bytes((study["target"] / name).read_bytes())
+        target, expected = str(broken), "no usable tokenizer"
+    else:
+        data, expected = str(tmp_path), "needs members.jsonl"
+    out = tmp_path / "out"
+    result = script("score_MIA.py", "--target", target, "--reference", str(study["reference"]),
+                    "--data-dir", data, "--out-dir", str(out), "--no-cache")
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("score_MIA.py: error:") and expected in last
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_metrics_script_rejects_nan_and_one_class(scored, tmp_path):
+    table = pd.read_csv(scored / "scores.csv")
+    table.loc[3, "score_loss"] = np.nan
+    table.to_csv(tmp_path / "nan.csv", index=False)
+    result = script("metrics.py", str(tmp_path / "nan.csv"))
+    assert result.returncode == 2 and "score_loss: 1 sentences have no finite score" in result.stderr
+    table = pd.read_csv(scored / "scores.csv")
+    table[table["set"] == "members"].to_csv(tmp_path / "one.csv", index=False)
+    result = script("metrics.py", str(tmp_path / "one.csv"))
+    assert result.returncode == 2 and "needs members and non_members or externals" in result.stderr
