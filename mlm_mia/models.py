@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "sentencepiece.bpe.model",
+                   "spiece.model")
+
 
 def check_model_dir(path: str | Path, flag: str) -> Path:
     """``path`` as a directory holding a saved masked LM, or an :class:`InputError`."""
@@ -33,10 +36,14 @@ def check_model_dir(path: str | Path, flag: str) -> Path:
 
 def load_tokenizer(path: Path, flag: str) -> PreTrainedTokenizerBase:
     """The model's own fast tokenizer, from its directory."""
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(f"{flag} {path}: no tokenizer in the model directory (none of "
+                         f"{', '.join(TOKENIZER_FILES)}); save it there with "
+                         "tokenizer.save_pretrained()")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True,
                                                   trust_remote_code=False)
-    except (OSError, ValueError, TypeError) as err:
+    except Exception as err:  # transformers raises many kinds here
         raise InputError(f"{flag} {path}: no usable tokenizer in the model directory ({err}); "
                          "save it there with tokenizer.save_pretrained()") from None
     if not getattr(tokenizer, "is_fast", False):

@@ -4,6 +4,8 @@ attacks and report the risk metrics."""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__, prepare, report, study
+from . import __version__, distributed, prepare, report, study
 from .cache import ScoreCache
 from .errors import InputError
 from .outputs import json_text, staging_dir
@@ -22,8 +24,8 @@ from .sources import note_source
 
 log = logging.getLogger(__name__)
 
-DEMO_MODELS = Path("data") / "models"
 DEMO_EPOCHS = 12
+DEMO_SEED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,14 +104,14 @@ def reference_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _train_demo_model(folder: Path, texts: list[str], tokenizer_dir: Path, seed: int) -> None:
+def _train_demo_model(folder: Path, texts: list[str], tokenizer_dir: Path, epochs: int) -> None:
     from .train import train_tiny_mlm
     from transformers import RobertaTokenizerFast
 
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         tokenizer = RobertaTokenizerFast.from_pretrained(tokenizer_dir)
-        train_tiny_mlm(texts, scratch, tokenizer, epochs=DEMO_EPOCHS, seed=seed)
+        train_tiny_mlm(texts, scratch, tokenizer, epochs=epochs, seed=DEMO_SEED)
         os.replace(scratch, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -117,8 +119,6 @@ def _train_demo_model(folder: Path, texts: list[str], tokenizer_dir: Path, seed:
 
 def prepare_demo(args: argparse.Namespace) -> None:
     """Sets from the synthetic corpus and the two tiny models, made once and cached."""
-    import json
-
     from .train import train_tokenizer
 
     manifest_path = args.data_dir / "manifest.json"
@@ -131,50 +131,83 @@ def prepare_demo(args: argparse.Namespace) -> None:
     if manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]:
         raise InputError(f"--demo: {args.data_dir} holds sets of real inputs; give the demo its "
                          "own --data-dir")
-    target, reference = DEMO_MODELS / "target", DEMO_MODELS / "reference"
+    folder = args.data_dir / "models"
+    target, reference = folder / "target", folder / "reference"
+    # models are tied to the sets: the reference must not have seen the non-members
+    stamp = folder / "sets.sha256"
+    sets_digest = hashlib.sha256(json_text(manifest["sets"]).encode()).hexdigest()
+    if folder.exists() and not (stamp.exists() and stamp.read_text().strip() == sets_digest):
+        log.info("The sets changed since the demo models were trained: training them again")
+        shutil.rmtree(folder)
     if not (target.exists() and reference.exists()):
-        DEMO_MODELS.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         train_texts = [s for _, s in note_source(str(train_file), "train", None).sentences(20)]
         excluded = set(manifest["sets"]["non_members"]["patients"])
         population = [s for p, s in note_source(str(heldout_file), "heldout", None).sentences(20)
                       if p not in excluded]
-        tokenizer_dir = DEMO_MODELS / "tokenizer"
-        log.info("Training the demo tokenizer and two tiny RoBERTa models (%d target and %d "
-                 "reference sentences, %d epochs)", len(train_texts), len(population), DEMO_EPOCHS)
+        tokenizer_dir = folder / "tokenizer"
+        # The reference follows the target's recipe (same initialisation, same number of
+        # optimisation steps) on patients outside all three sets, so the two models differ
+        # in what they saw and little else.
+        reference_epochs = max(1, round(DEMO_EPOCHS * len(train_texts) / len(population)))
+        log.info("Training the demo tokenizer and two tiny RoBERTa models: target on %d "
+                 "sentences x %d epochs, reference on %d sentences x %d epochs",
+                 len(train_texts), DEMO_EPOCHS, len(population), reference_epochs)
         train_tokenizer(train_texts + population, tokenizer_dir)
         if not target.exists():
-            _train_demo_model(target, train_texts, tokenizer_dir, seed=1)
+            _train_demo_model(target, train_texts, tokenizer_dir, DEMO_EPOCHS)
         if not reference.exists():
-            _train_demo_model(reference, population, tokenizer_dir, seed=2)
+            _train_demo_model(reference, population, tokenizer_dir, reference_epochs)
+        stamp.write_text(sets_digest + "\n")
     args.target, args.reference = target, [reference]
 
 
 def run(args: argparse.Namespace) -> dict:
-    """The whole scoring step; returns metrics.json's content."""
+    """The whole scoring step; returns metrics.json's content (empty on ranks other than 0
+    under ``torchrun``, which only score their shard)."""
+    ranks = distributed.init(args.device)
+    try:
+        return _run(args, ranks)
+    finally:
+        distributed.finish(ranks)
+
+
+def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     if args.demo:
-        prepare_demo(args)
+        if ranks.main:
+            prepare_demo(args)
+        distributed.barrier(ranks)
+        if not ranks.main:
+            prepare_demo(args)
     if args.target is None or not args.reference:
         raise InputError("give --target MODEL_DIR and at least one --reference MODEL_DIR "
                          "(or --demo)")
     if args.bootstrap < 0 or args.batch_tokens < 1:
         raise InputError("--bootstrap must be >= 0 and --batch-tokens >= 1")
     sets = study.load_sets(args.data_dir)
-    settings = ScoreSettings(pll=args.pll, backend=args.backend, device=args.device,
-                             dtype=args.dtype, batch_tokens=args.batch_tokens)
+    settings = ScoreSettings(pll=args.pll, backend=args.backend,
+                             device=distributed.rank_device(args.device, ranks),
+                             dtype=args.dtype, batch_tokens=args.batch_tokens,
+                             progress=ranks.main)
     cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
     models = {"target": args.target} | dict(zip(reference_names(args.reference), args.reference))
     table = sets.drop(columns="text")
     texts = sets["text"].tolist()
+    mine = distributed.shard(len(texts), ranks)
     truncated = {}
     try:
         for name, path in models.items():
             flag = "--target" if name == "target" else "--reference"
-            scores = score_sentences(path, flag, name, texts, settings, cache)
-            table[f"{name}_pll"] = [s.pll for s in scores]
-            table[f"{name}_n_tokens"] = [s.n_tokens for s in scores]
-            truncated[name] = sum(s.truncated for s in scores)
+            scores = score_sentences(path, flag, name, [texts[i] for i in mine], settings, cache)
+            scores = distributed.gather(mine, [(s.pll, s.n_tokens, s.truncated) for s in scores],
+                                        len(texts), ranks)
+            table[f"{name}_pll"] = [pll for pll, _, _ in scores]
+            table[f"{name}_n_tokens"] = [n for _, n, _ in scores]
+            truncated[name] = sum(cut for _, _, cut in scores)
     finally:
         cache.close()
+    if not ranks.main:
+        return {}
     table = study.attack_columns(table, [n for n in models if n != "target"], args.reduction)
     study.check_scores(table)
     results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
@@ -184,9 +217,10 @@ def run(args: argparse.Namespace) -> dict:
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
         "batch_tokens": args.batch_tokens, "bootstrap": args.bootstrap, "seed": args.seed,
         "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
+        "processes": ranks.world,
     }
     with staging_dir(args.out_dir) as stage:
-        table.to_csv(stage / "scores.csv", index=False, float_format="%.10g")
+        table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats
         (stage / "metrics.json").write_text(json_text(results), encoding="utf-8")
         (stage / "settings.json").write_text(json_text(run_settings), encoding="utf-8")
         if not args.no_plot:

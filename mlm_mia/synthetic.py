@@ -179,14 +179,13 @@ def _mimic_facts(p: Patient) -> list[str]:
 
 
 def _per_note_sentences(rng: np.random.Generator, p: Patient) -> list[str]:
-    """Sentences that change from note to note: vitals, a few generic lines."""
-    sentences = [
-        f"Vital signs: T {rng.uniform(36.2, 38.9):.1f} HR {rng.integers(55, 125)} BP "
-        f"{rng.integers(95, 175)}/{rng.integers(50, 95)} RR {rng.integers(12, 28)} O2 sat "
-        f"{rng.integers(88, 100)}% on {rng.integers(0, 5)}L nasal cannula.",
-        f"Blood glucose this morning was {rng.integers(70, 320)} and potassium was "
-        f"{rng.uniform(3.1, 5.6):.1f}.",
-    ]
+    """Sentences that change from note to note: vitals and a few generic lines."""
+    sentences = []
+    if rng.random() < 0.5:  # not every note records vital signs
+        sentences.append(
+            f"Vital signs: T {rng.uniform(36.2, 38.9):.1f} HR {rng.integers(55, 125)} BP "
+            f"{rng.integers(95, 175)}/{rng.integers(50, 95)} RR {rng.integers(12, 28)} O2 sat "
+            f"{rng.integers(88, 100)}% on {rng.integers(0, 5)}L nasal cannula.")
     sentences += [GENERIC[i] for i in rng.choice(len(GENERIC), size=3, replace=False)]
     return sentences
 
@@ -204,9 +203,11 @@ def _wrap(text: str, width: int = 72) -> str:
 
 
 def _mimic_note(rng: np.random.Generator, p: Patient, facts: list[str]) -> str:
-    chosen = [facts[i] for i in sorted(rng.choice(len(facts), size=7, replace=False))]
-    body = chosen[:4] + _per_note_sentences(rng, p) + chosen[4:]
-    rng.shuffle(body[4:])
+    # most facts are carried forward from note to note, as in real clinical notes
+    chosen = [facts[i] for i in sorted(rng.choice(len(facts), size=9, replace=False))]
+    course = _per_note_sentences(rng, p) + chosen[4:]
+    rng.shuffle(course)
+    body = chosen[:4] + course
     return (f"Admission Date:  [**{p.base_year}-7-16**]     Discharge Date:  [**{p.base_year}-7-23**]\n\n"
             f"HISTORY OF PRESENT ILLNESS:\n{_wrap(' '.join(body[:4]))}\n\n"
             f"HOSPITAL COURSE:\n{_wrap(' '.join(body[4:]))}\n")

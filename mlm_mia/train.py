@@ -31,6 +31,7 @@ class TinyShape:
     heads: int = 4
     intermediate: int = 256
     max_positions: int = 514  # 512 tokens, as roberta-base
+    dropout: float = 0.0  # none: these models are meant to memorise their few epochs
 
 
 def train_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int = 2000
@@ -54,7 +55,8 @@ def new_model(tokenizer: RobertaTokenizerFast, shape: TinyShape, seed: int) -> R
         num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
         max_position_embeddings=shape.max_positions, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        type_vocab_size=1,
+        type_vocab_size=1, hidden_dropout_prob=shape.dropout,
+        attention_probs_dropout_prob=shape.dropout,
     )
     return RobertaForMaskedLM(config)
 
