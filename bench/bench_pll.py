@@ -44,7 +44,7 @@ VOCAB = 50265
 def build_model(folder: Path, shape: TinyShape, texts: list[str]) -> None:
     tokenizer = train_tokenizer(texts, folder, vocab_size=8000)
     model = new_model(tokenizer, shape, seed=0)
-    model.resize_token_embeddings(VOCAB)
+    model.resize_token_embeddings(VOCAB, mean_resizing=False)
     model.save_pretrained(folder)
 
 
