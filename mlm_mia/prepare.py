@@ -98,7 +98,7 @@ class _Texts:
         return bool(sampling.in_sorted(value, self.hashes)[0])
 
 
-def _draw(name: str, source: Source, scan: sampling.Scan, eligible: list[str], why: str,
+def _draw(name: str, source: Source, eligible: list[str], why: str,
           usable, args: argparse.Namespace, index: int) -> tuple[list[dict], dict]:
     rng = np.random.default_rng([args.seed, index])
     patients = sampling.choose_patients(eligible, args.n_patients, rng, name,
@@ -178,7 +178,7 @@ def prepare(args: argparse.Namespace) -> dict:
     sets, summaries = {}, {}
     eligible = [p for p, n in train_scan.sentence_counts.items() if n > 0]
     sets["members"], summaries["members"] = _draw(
-        "members", train, train_scan, eligible,
+        "members", train, eligible,
         "training patients with a usable sentence" + (" seen in --members-from" if allowed is not None else ""),
         lambda s: s in members_allowed and s not in heldout_text, args, 0)
     avoid.sampled.update(r["text"] for r in sets["members"])
@@ -186,7 +186,7 @@ def prepare(args: argparse.Namespace) -> dict:
     eligible = [p for p, n in heldout_scan.sentence_counts.items()
                 if n > 0 and p not in train_scan.patients]
     sets["non_members"], summaries["non_members"] = _draw(
-        "non_members", heldout, heldout_scan, eligible,
+        "non_members", heldout, eligible,
         "held-out patients with no note in the training split", lambda s: s not in avoid, args, 1)
     avoid.sampled.update(r["text"] for r in sets["non_members"])
 
@@ -194,7 +194,7 @@ def prepare(args: argparse.Namespace) -> dict:
         external_scan = sampling.scan(external, args.min_chars)
         eligible = [p for p, n in external_scan.sentence_counts.items() if n > 0]
         sets["externals"], summaries["externals"] = _draw(
-            "externals", external, external_scan, eligible, "n2c2 patients with a usable sentence",
+            "externals", external, eligible, "n2c2 patients with a usable sentence",
             lambda s: s not in avoid, args, 2)
 
     sources = {"train_notes": train, "heldout_notes": heldout, "n2c2": external,

@@ -91,7 +91,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         elif key == "reference" and value is not None:
             settings[key] = [Path(v) for v in (value if isinstance(value, list) else [value])]
     parser.set_defaults(**settings)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if first.reference:  # given on the command line: replaces the file's list, not added to it
+        args.reference = first.reference
+    return args
 
 
 def reference_names(paths: list[Path]) -> list[str]:
@@ -199,16 +202,20 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         for name, path in models.items():
             flag = "--target" if name == "target" else "--reference"
             scores = score_sentences(path, flag, name, [texts[i] for i in mine], settings, cache)
-            scores = distributed.gather(mine, [(s.pll, s.n_tokens, s.truncated) for s in scores],
-                                        len(texts), ranks)
-            table[f"{name}_pll"] = [pll for pll, _, _ in scores]
-            table[f"{name}_n_tokens"] = [n for _, n, _ in scores]
-            truncated[name] = sum(cut for _, _, cut in scores)
+            scores = distributed.gather(
+                mine, [(s.pll, s.n_tokens, s.truncated, study.min_k_mean(s.logprobs)) for s in scores],
+                len(texts), ranks)
+            table[f"{name}_pll"] = [pll for pll, _, _, _ in scores]
+            table[f"{name}_n_tokens"] = [n for _, n, _, _ in scores]
+            truncated[name] = sum(cut for _, _, cut, _ in scores)
+            if name == "target":
+                target_min_k = [value for _, _, _, value in scores]
     finally:
         cache.close()
     if not ranks.main:
         return {}
     table = study.attack_columns(table, [n for n in models if n != "target"], args.reduction)
+    table = study.reference_free_columns(table, target_min_k, texts)
     study.check_scores(table)
     results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
     run_settings = {

@@ -5,6 +5,7 @@ reference scores can never be un-paired."""
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +25,7 @@ PATIENT_COMPARISON = "patient_members_vs_non_members"
 # |AUC - 0.5| of the reference-only score above which members and non-members are taken
 # to differ in distribution
 BLIND_BASELINE_MARGIN = 0.1
+MIN_K_FRACTION = 0.2
 
 
 def load_sets(data_dir: Path) -> pd.DataFrame:
@@ -84,6 +86,30 @@ def attack_columns(table: pd.DataFrame, references: Sequence[str], reduction: st
         reference = reduce(table[f"{ref}_pll"], table[f"{ref}_n_tokens"], reduction)
         out[f"score_ratio{suffix}"] = target - reference
         out[f"score_reference_only{suffix}"] = reference
+    return out
+
+
+def min_k_mean(logprobs: np.ndarray, fraction: float = MIN_K_FRACTION) -> float:
+    """Min-K% (Shi et al. 2024): the mean of the lowest ``fraction`` of the token log-probs
+    (at least one token); NaN for a sentence with no scored token."""
+    if logprobs.size == 0:
+        return float("nan")
+    k = max(1, int(np.ceil(fraction * logprobs.size)))
+    return float(np.sort(logprobs)[:k].mean())
+
+
+def reference_free_columns(table: pd.DataFrame, min_k: Sequence[float], texts: Sequence[str]
+                           ) -> pd.DataFrame:
+    """Scores from the target's own forward passes, no reference model needed:
+
+    - ``min_k``: :func:`min_k_mean` of the target's token log-probs;
+    - ``zlib``: the target's PLL per token over the zlib-compressed length of the text
+      (Carlini et al. 2021): text that is easy to compress but predicted well is suspect.
+    """
+    out = table.copy()
+    out["score_min_k"] = np.asarray(min_k, dtype=float)
+    zlib_bytes = np.array([len(zlib.compress(t.encode("utf-8"))) for t in texts], dtype=float)
+    out["score_zlib"] = reduce(table["target_pll"], table["target_n_tokens"], "mean") / zlib_bytes
     return out
 
 

@@ -56,7 +56,8 @@ def test_outputs_and_scores_file_columns(scored):
     table = pd.read_csv(scored / "scores.csv")
     assert list(table.columns) == ["set", "id", "patient_id", "target_pll", "target_n_tokens",
                                    "reference_pll", "reference_n_tokens", "score_loss",
-                                   "score_ratio", "score_reference_only"]
+                                   "score_ratio", "score_reference_only", "score_min_k",
+                                   "score_zlib"]
     assert table["set"].value_counts().to_dict() == {"members": 200, "non_members": 200, "externals": 200}
     loss = table["target_pll"] / table["target_n_tokens"]
     np.testing.assert_allclose(table["score_loss"], loss, rtol=1e-8)
@@ -106,9 +107,12 @@ def test_minicons_backend_gives_the_same_scores(study, scored, tmp_path):
 
 def test_config_file_settings_and_flags_winning(study, tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("reduction: sum\nbootstrap: 0\nno_plot: true\npll: within_word_l2r\n")
+    config.write_text("reduction: sum\nbootstrap: 0\nno_plot: true\npll: within_word_l2r\n"
+                      "reference: [a, b]\n")
     args = score.parse_args(["--config", str(config), "--pll", "original"])
     assert (args.reduction, args.bootstrap, args.no_plot, args.pll) == ("sum", 0, True, "original")
+    assert args.reference == [Path("a"), Path("b")]
+    assert score.parse_args(["--config", str(config), "--reference", "c"]).reference == [Path("c")]
     config.write_text("reductoin: sum\n")
     with pytest.raises(InputError, match="unknown setting"):
         score.parse_args(["--config", str(config)])
