@@ -224,7 +224,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
         "batch_tokens": args.batch_tokens, "bootstrap": args.bootstrap, "seed": args.seed,
         "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
-        "processes": ranks.world,
+        "processes": ranks.world, "min_k_fraction": study.MIN_K_FRACTION,
     }
     with staging_dir(args.out_dir) as stage:
         table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats
