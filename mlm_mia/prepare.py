@@ -138,9 +138,8 @@ def _resolve_inputs(args: argparse.Namespace) -> dict[str, str | None]:
                 "n2c2": str(files["n2c2"])}
     if args.split:
         split_dir = args.split_dir or args.out_dir / "split"
-        note_source(args.split, "--split", args.splitter)  # check the files before writing
-        summary = split.split_notes(list(note_source(args.split, "--split", None).paths),
-                                    split_dir, args.train_fraction, args.seed)
+        files = note_source(args.split, "--split", None).paths  # headers checked here
+        summary = split.split_notes(list(files), split_dir, args.train_fraction, args.seed)
         log.info("Split %s by patient: %d training, %d held-out patients, written to %s",
                  args.split, summary["n_patients"]["train"], summary["n_patients"]["heldout"],
                  split_dir)
