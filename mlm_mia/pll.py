@@ -34,10 +34,14 @@ PLL_METRICS = ("original", "within_word_l2r")
 
 @dataclass(frozen=True)
 class TokenScores:
-    """Per-token log-probabilities of one sentence."""
+    """Per-token log-probabilities of one sentence, and the mean and standard deviation
+    of the log-probabilities of the model's whole distribution at each masked position
+    (what Min-K%++ standardises by; NaN where a backend does not give them)."""
 
     logprobs: np.ndarray  # float64, one per scored token, natural log
     truncated: bool
+    dist_mean: np.ndarray  # E_z[log p(z)] at each masked position
+    dist_std: np.ndarray  # its standard deviation
 
     @property
     def pll(self) -> float:
@@ -149,7 +153,8 @@ class PLLEngine:
     @torch.inference_mode()
     def _logprobs(self, input_ids: torch.Tensor, targets: torch.Tensor,
                   target_ids: torch.Tensor) -> torch.Tensor:
-        """log p(target token | masked copy) for a batch of equal-length copies."""
+        """``[3, B]``: log p(target token | masked copy), and the mean and standard deviation
+        of log p over the vocabulary at the masked position, for equal-length copies."""
         rows = torch.arange(input_ids.size(0), device=input_ids.device)
         if self.head is not None:
             hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
@@ -157,17 +162,20 @@ class PLLEngine:
         else:
             logits = self.model(input_ids=input_ids).logits[rows, targets]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
-        return logprobs[rows, target_ids]
+        probs = logprobs.exp()
+        mean = (probs * logprobs).sum(-1)
+        std = ((probs * logprobs.square()).sum(-1) - mean.square()).clamp_min(0).sqrt()
+        return torch.stack([logprobs[rows, target_ids], mean, std])
 
     def score(self, sentences: Sequence[str]) -> list[TokenScores]:
         """Per-token log-probabilities of every sentence, in input order."""
         encoded, truncated = self.encode(sentences)
-        results = [np.empty(e.targets.numel()) for e in encoded]
+        results = [np.empty((3, e.targets.numel())) for e in encoded]
         by_length: dict[int, list[_Sentence]] = {}
         for sentence in encoded:
             by_length.setdefault(sentence.ids.numel(), []).append(sentence)
         mask_id = self.tokenizer.mask_token_id
-        bar = tqdm(total=sum(r.size for r in results), desc=f"PLL {self.name}", unit="copy",
+        bar = tqdm(total=sum(r.shape[1] for r in results), desc=f"PLL {self.name}", unit="copy",
                    disable=not self.progress or None, leave=False)
         for length in sorted(by_length):
             for pieces in chunks(by_length[length], max(1, self.batch_tokens // length)):
@@ -178,8 +186,8 @@ class PLLEngine:
                                           target_ids.to(self.device)).double().cpu().numpy()
                 offset = 0
                 for sentence, a, b in pieces:
-                    results[sentence.index][a:b] = logprobs[offset: offset + b - a]
+                    results[sentence.index][:, a:b] = logprobs[:, offset: offset + b - a]
                     offset += b - a
                 bar.update(ids.size(0))
         bar.close()
-        return [TokenScores(r, t) for r, t in zip(results, truncated)]
+        return [TokenScores(r[0], t, r[1], r[2]) for r, t in zip(results, truncated)]

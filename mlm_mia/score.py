@@ -18,7 +18,7 @@ from . import __version__, distributed, prepare, report, study
 from .cache import ScoreCache
 from .errors import InputError
 from .outputs import json_text, staging_dir
-from .pll import PLL_METRICS
+from .pll import PLL_METRICS, TokenScores
 from .scoring import BACKENDS, ScoreSettings, score_sentences
 from .sources import note_source
 
@@ -165,6 +165,13 @@ def prepare_demo(args: argparse.Namespace) -> None:
     args.target, args.reference = target, [reference]
 
 
+def _summary(scores: TokenScores) -> dict:
+    """What the report needs of one sentence's token scores (small, for gathering)."""
+    return {"pll": scores.pll, "n_tokens": scores.n_tokens, "truncated": scores.truncated,
+            "min_k": study.min_k_mean(scores.logprobs),
+            "min_k_pp": study.min_k_pp_mean(scores.logprobs, scores.dist_mean, scores.dist_std)}
+
+
 def run(args: argparse.Namespace) -> dict:
     """The whole scoring step; returns metrics.json's content (empty on ranks other than 0
     under ``torchrun``, which only score their shard)."""
@@ -202,20 +209,20 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         for name, path in models.items():
             flag = "--target" if name == "target" else "--reference"
             scores = score_sentences(path, flag, name, [texts[i] for i in mine], settings, cache)
-            scores = distributed.gather(
-                mine, [(s.pll, s.n_tokens, s.truncated, study.min_k_mean(s.logprobs)) for s in scores],
-                len(texts), ranks)
-            table[f"{name}_pll"] = [pll for pll, _, _, _ in scores]
-            table[f"{name}_n_tokens"] = [n for _, n, _, _ in scores]
-            truncated[name] = sum(cut for _, _, cut, _ in scores)
+            scores = distributed.gather(mine, [_summary(s) for s in scores], len(texts), ranks)
+            table[f"{name}_pll"] = [s["pll"] for s in scores]
+            table[f"{name}_n_tokens"] = [s["n_tokens"] for s in scores]
+            truncated[name] = sum(s["truncated"] for s in scores)
             if name == "target":
-                target_min_k = [value for _, _, _, value in scores]
+                target = scores
     finally:
         cache.close()
     if not ranks.main:
         return {}
     table = study.attack_columns(table, [n for n in models if n != "target"], args.reduction)
-    table = study.reference_free_columns(table, target_min_k, texts)
+    table = study.reference_free_columns(
+        table, [s["min_k"] for s in target],
+        None if args.backend == "minicons" else [s["min_k_pp"] for s in target], texts)
     study.check_scores(table)
     results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
     run_settings = {

@@ -57,7 +57,9 @@ class MiniconsBackend:
         for start in range(0, len(sentences), 16):
             batch = list(sentences[start:start + 16])
             for tokens in self.scorer.token_score(batch, PLL_metric=self.pll):
-                results.append(TokenScores(np.array([s for _, s in tokens], dtype=float), False))
+                logprobs = np.array([s for _, s in tokens], dtype=float)
+                unknown = np.full_like(logprobs, np.nan)
+                results.append(TokenScores(logprobs, False, unknown, unknown))
         return results
 
 
@@ -91,9 +93,9 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
         for start in range(0, len(todo), CACHE_BLOCK):
             block = todo[start:start + CACHE_BLOCK]
             results = backend.score([sentences[i] for i in block])
-            cache.put([(keys[i], r.logprobs, r.truncated) for i, r in zip(block, results)])
-            found.update((keys[i], (r.logprobs, r.truncated)) for i, r in zip(block, results))
-    scores = [TokenScores(*found[key]) for key in keys]
+            cache.put([(keys[i], r) for i, r in zip(block, results)])
+            found.update((keys[i], r) for i, r in zip(block, results))
+    scores = [found[key] for key in keys]
     n_truncated = sum(s.truncated for s in scores)
     if n_truncated:
         log.warning("%s: %d sentences were longer than the model's limit and were truncated to "

@@ -98,16 +98,31 @@ def min_k_mean(logprobs: np.ndarray, fraction: float = MIN_K_FRACTION) -> float:
     return float(np.sort(logprobs)[:k].mean())
 
 
-def reference_free_columns(table: pd.DataFrame, min_k: Sequence[float], texts: Sequence[str]
-                           ) -> pd.DataFrame:
+def min_k_pp_mean(logprobs: np.ndarray, dist_mean: np.ndarray, dist_std: np.ndarray,
+                  fraction: float = MIN_K_FRACTION) -> float:
+    """Min-K%++ (Zhang et al. 2024): each token's log-prob standardised by the mean and
+    standard deviation of the log-probs of the model's distribution at its masked
+    position, then :func:`min_k_mean` of those. A position where the model is certain
+    (standard deviation 0) counts as 0."""
+    safe = np.where(dist_std > 0, dist_std, 1.0)
+    z = np.where(dist_std > 0, (logprobs - dist_mean) / safe, 0.0)
+    return min_k_mean(z, fraction)
+
+
+def reference_free_columns(table: pd.DataFrame, min_k: Sequence[float],
+                           min_k_pp: Sequence[float] | None, texts: Sequence[str]) -> pd.DataFrame:
     """Scores from the target's own forward passes, no reference model needed:
 
     - ``min_k``: :func:`min_k_mean` of the target's token log-probs;
+    - ``min_k_pp``: :func:`min_k_pp_mean` (left out when the backend gives no
+      distribution statistics, as minicons);
     - ``zlib``: the target's PLL per token over the zlib-compressed length of the text
       (Carlini et al. 2021): text that is easy to compress but predicted well is suspect.
     """
     out = table.copy()
     out["score_min_k"] = np.asarray(min_k, dtype=float)
+    if min_k_pp is not None:
+        out["score_min_k_pp"] = np.asarray(min_k_pp, dtype=float)
     zlib_bytes = np.array([len(zlib.compress(t.encode("utf-8"))) for t in texts], dtype=float)
     out["score_zlib"] = reduce(table["target_pll"], table["target_n_tokens"], "mean") / zlib_bytes
     return out

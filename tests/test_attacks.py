@@ -31,7 +31,17 @@ def test_min_k_by_hand():
 def test_zlib_divides_the_mean_pll_by_the_compressed_length():
     import zlib
     texts = ["aaaa aaaa aaaa aaaa aaaa", "a quick brown fox jumps over"]
-    out = study.reference_free_columns(table(), [-3.0, -4.0], texts)
+    out = study.reference_free_columns(table(), [-3.0, -4.0], None, texts)
+    assert "score_min_k_pp" not in out
     assert out["score_min_k"].tolist() == [-3.0, -4.0]
     expected = [-2.0 / len(zlib.compress(texts[0].encode())), -3.0 / len(zlib.compress(texts[1].encode()))]
     assert out["score_zlib"].tolist() == pytest.approx(expected)
+
+
+def test_min_k_pp_standardises_by_the_distribution_at_each_position():
+    logprobs = np.array([-1.0, -4.0, -2.0])
+    mean = np.array([-2.0, -2.0, -2.0])
+    std = np.array([0.5, 1.0, 0.0])
+    # z = [2, -2, 0 (certain position)]; lowest 1/3 -> -2; lowest 2/3 -> mean(-2, 0)
+    assert study.min_k_pp_mean(logprobs, mean, std, 0.3) == -2.0
+    assert study.min_k_pp_mean(logprobs, mean, std, 0.6) == -1.0

@@ -21,24 +21,36 @@ def engine_for(path, **kwargs) -> PLLEngine:
     return PLLEngine(model, tokenizer, max_sequence_length(model, tokenizer), progress=False, **kwargs)
 
 
-def naive_pll(path, sentence: str) -> float:
-    """PLL the slow obvious way: one full forward per masked copy, logits everywhere."""
+def naive_scores(path, sentence: str) -> np.ndarray:
+    """``[3, n]`` the slow obvious way, one full forward per masked copy, logits everywhere:
+    token log-probs, and mean and std of the log-probs over the vocabulary."""
     model, tokenizer = load_masked_lm(path, "--target", torch.device("cpu"), torch.float32)
     ids = tokenizer(sentence)["input_ids"]
-    total = 0.0
+    rows = []
     with torch.no_grad():
         for position in range(1, len(ids) - 1):
             masked = list(ids)
             masked[position] = tokenizer.mask_token_id
             logits = model(input_ids=torch.tensor([masked])).logits[0, position]
-            total += torch.log_softmax(logits, -1)[ids[position]].item()
-    return total
+            logprobs = torch.log_softmax(logits.double(), -1)
+            probs = logprobs.exp()
+            mean = (probs * logprobs).sum().item()
+            std = ((probs * (logprobs - mean) ** 2).sum()).sqrt().item()
+            rows.append((logprobs[ids[position]].item(), mean, std))
+    return np.array(rows).T
+
+
+def naive_pll(path, sentence: str) -> float:
+    return float(naive_scores(path, sentence)[0].sum())
 
 
 def test_engine_matches_the_naive_computation(random_roberta):
     scores = engine_for(random_roberta).score(SENTENCES)
     for sentence, score in zip(SENTENCES, scores):
-        assert score.pll == pytest.approx(naive_pll(random_roberta, sentence), rel=1e-5)
+        logprobs, mean, std = naive_scores(random_roberta, sentence)
+        assert score.pll == pytest.approx(logprobs.sum(), rel=1e-5)
+        np.testing.assert_allclose(score.dist_mean, mean, rtol=1e-4)
+        np.testing.assert_allclose(score.dist_std, std, rtol=1e-3)
 
 
 def test_special_tokens_are_never_scored(random_roberta):
