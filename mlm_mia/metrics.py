@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from sklearn.metrics import auc as area_under_curve
 from sklearn.metrics import roc_auc_score, roc_curve
 
 FPR_TARGETS = (0.001, 0.01, 0.1)
@@ -38,19 +39,22 @@ def auc(y_true: Sequence, scores: Sequence) -> float:
     return float(roc_auc_score(y, s))
 
 
+def _roc(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The full ROC curve (no point dropped): FPRs, TPRs, thresholds, thresholds falling."""
+    return roc_curve(y, s, drop_intermediate=False)
+
+
 def tpr_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
     """The largest true-positive rate on the ROC curve whose false-positive rate is at most
     ``fpr``. With ``n`` negatives, FPRs below ``1/n`` can only be met with no false positive."""
-    y, s = _validate(y_true, scores)
-    fprs, tprs, _ = roc_curve(y, s, drop_intermediate=False)
+    fprs, tprs, _ = _roc(*_validate(y_true, scores))
     return float(tprs[fprs <= fpr].max())
 
 
 def threshold_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
     """The lowest threshold ``t`` for which predicting "member" when ``score >= t`` keeps
     the false-positive rate on the negatives at most ``fpr``."""
-    y, s = _validate(y_true, scores)
-    fprs, _, thresholds = roc_curve(y, s, drop_intermediate=False)
+    fprs, _, thresholds = _roc(*_validate(y_true, scores))
     return float(thresholds[fprs <= fpr][-1])
 
 
@@ -92,9 +96,8 @@ def bootstrap_ci(y_true: Sequence, scores: Sequence, groups: Sequence, n_boot: i
             draws = rng.integers(len(members_of[label]), size=len(members_of[label]))
             picked.extend(members_of[label][d] for d in draws)
         index = np.concatenate(picked)
-        yb, sb = y[index], s[index]
-        aucs.append(roc_auc_score(yb, sb))
-        fpr_curve, tpr_curve, _ = roc_curve(yb, sb, drop_intermediate=False)
+        fpr_curve, tpr_curve, _ = _roc(y[index], s[index])  # one curve for AUC and TPRs
+        aucs.append(area_under_curve(fpr_curve, tpr_curve))
         for f in fprs:
             tprs[f].append(tpr_curve[fpr_curve <= f].max())
     tail = (1 - level) / 2 * 100
