@@ -116,7 +116,8 @@ class PLLEngine:
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, max_length: int, pll: str = "original",
-                 batch_tokens: int = 16384, progress: bool = True, name: str = "model"):
+                 batch_tokens: int = 16384, progress: bool = True, name: str = "model",
+                 distribution_stats: bool = True):
         if pll not in PLL_METRICS:
             raise ValueError(f"pll must be one of {PLL_METRICS}, not {pll!r}")
         if batch_tokens < max_length:
@@ -128,6 +129,7 @@ class PLLEngine:
         self.batch_tokens = batch_tokens
         self.progress = progress
         self.name = name
+        self.distribution_stats = distribution_stats
         self.head = lm_head_of(model)
         self.device = next(model.parameters()).device
         # minicons' rule: never score these token ids
@@ -154,14 +156,19 @@ class PLLEngine:
     def _logprobs(self, input_ids: torch.Tensor, targets: torch.Tensor,
                   target_ids: torch.Tensor) -> torch.Tensor:
         """``[3, B]``: log p(target token | masked copy), and the mean and standard deviation
-        of log p over the vocabulary at the masked position, for equal-length copies."""
+        of log p over the vocabulary at the masked position (NaN unless
+        ``distribution_stats``), for equal-length copies."""
         rows = torch.arange(input_ids.size(0), device=input_ids.device)
         if self.head is not None:
             hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
             logits = self.head(hidden[rows, targets])
         else:
             logits = self.model(input_ids=input_ids).logits[rows, targets]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        logits = logits.float()
+        if not self.distribution_stats:
+            picked = logits[rows, target_ids] - torch.logsumexp(logits, dim=-1)
+            return torch.stack([picked, torch.full_like(picked, torch.nan), torch.full_like(picked, torch.nan)])
+        logprobs = torch.log_softmax(logits, dim=-1)
         probs = logprobs.exp()
         mean = (probs * logprobs).sum(-1)
         std = ((probs * logprobs.square()).sum(-1) - mean.square()).clamp_min(0).sqrt()

@@ -19,7 +19,7 @@ from .sources import Source, n2c2_source, note_source, training_text_source
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("members", "non_members", "externals")
+SET_NAMES = ("members", "non_members", "externals", "population")
 SYNTHETIC_DIR = Path("data") / "synthetic"
 
 
@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_group = parser.add_argument_group("sampling")
     sampling_group.add_argument("--n-patients", type=int, default=90, help="patients per set (90)")
     sampling_group.add_argument("--n-sentences", type=int, default=1000, help="sentences per set (1000)")
+    sampling_group.add_argument("--population", type=int, default=0, metavar="N",
+                                help="also write N population sentences (population.jsonl) from "
+                                "held-out patients outside every other set, one sentence per "
+                                "patient where there are enough: RMIA's non-member population (0)")
     sampling_group.add_argument("--min-chars", type=int, default=20,
                                 help="drop sentences shorter than this (20)")
     sampling_group.add_argument("--seed", type=int, default=0, help="random seed (0)")
@@ -99,27 +103,30 @@ class _Texts:
 
 
 def _draw(name: str, source: Source, eligible: list[str], why: str,
-          usable, args: argparse.Namespace, index: int) -> tuple[list[dict], dict]:
+          usable, args: argparse.Namespace, index: int, n_patients: int | None = None,
+          n_sentences: int | None = None,
+          hint: str = "lower --n-sentences, raise --n-patients") -> tuple[list[dict], dict]:
+    n_patients = args.n_patients if n_patients is None else n_patients
+    n_sentences = args.n_sentences if n_sentences is None else n_sentences
     rng = np.random.default_rng([args.seed, index])
-    patients = sampling.choose_patients(eligible, args.n_patients, rng, name,
+    patients = sampling.choose_patients(eligible, n_patients, rng, name,
                                         args.allow_fewer, why)
     by_patient = sampling.collect(source, patients, args.min_chars)
-    picked = sampling.round_robin(patients, by_patient, args.n_sentences, rng, usable)
-    if len(picked) < args.n_sentences and not args.allow_fewer:
+    picked = sampling.round_robin(patients, by_patient, n_sentences, rng, usable)
+    if len(picked) < n_sentences and not args.allow_fewer:
         raise InputError(
             f"{name}: the {len(patients)} sampled patients have only {len(picked)} usable "
             f"sentences in {source.flag} (at least {args.min_chars} characters, distinct, "
             f"not in another set{' or the held-out text' if name == 'members' else ' or the training text'}), "
-            f"{args.n_sentences} asked; lower --n-sentences, raise --n-patients, or pass "
-            "--allow-fewer")
+            f"{n_sentences} asked; {hint}, or pass --allow-fewer")
     records = [{"id": f"{name}-{i:05d}", "set": name, "patient_id": p, "text": s}
                for i, (p, s) in enumerate(picked)]
     summary = {
         "n_sentences": len(records), "n_patients": len({p for p, _ in picked}),
         "n_eligible_patients": len(eligible), "patients": sorted({p for p, _ in picked}),
-        "shortfall": {"patients": args.n_patients - len(patients),
-                      "sentences": args.n_sentences - len(records)}
-        if (len(patients), len(records)) != (args.n_patients, args.n_sentences) else None,
+        "shortfall": {"patients": n_patients - len(patients),
+                      "sentences": n_sentences - len(records)}
+        if (len(patients), len(records)) != (n_patients, n_sentences) else None,
     }
     log.info("%s: %d sentences from %d patients", name, summary["n_sentences"], summary["n_patients"])
     return records, summary
@@ -156,6 +163,8 @@ def prepare(args: argparse.Namespace) -> dict:
     for flag in ("n_patients", "n_sentences", "min_chars"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.population < 0:
+        raise InputError("--population must be 0 (none) or a number of sentences")
     inputs = _resolve_inputs(args)
     train = note_source(inputs["train"], "--train-notes", args.splitter)
     heldout = note_source(inputs["heldout"], "--heldout-notes", args.splitter)
@@ -182,10 +191,10 @@ def prepare(args: argparse.Namespace) -> dict:
         lambda s: s in members_allowed and s not in heldout_text, args, 0)
     avoid.sampled.update(r["text"] for r in sets["members"])
 
-    eligible = [p for p, n in heldout_scan.sentence_counts.items()
-                if n > 0 and p not in train_scan.patients]
+    eligible_heldout = [p for p, n in heldout_scan.sentence_counts.items()
+                        if n > 0 and p not in train_scan.patients]
     sets["non_members"], summaries["non_members"] = _draw(
-        "non_members", heldout, eligible,
+        "non_members", heldout, eligible_heldout,
         "held-out patients with no note in the training split", lambda s: s not in avoid, args, 1)
     avoid.sampled.update(r["text"] for r in sets["non_members"])
 
@@ -195,6 +204,16 @@ def prepare(args: argparse.Namespace) -> dict:
         sets["externals"], summaries["externals"] = _draw(
             "externals", external, eligible, "n2c2 patients with a usable sentence",
             lambda s: s not in avoid, args, 2)
+        avoid.sampled.update(r["text"] for r in sets["externals"])
+
+    if args.population:
+        taken = set(summaries["non_members"]["patients"])
+        eligible = [p for p in eligible_heldout if p not in taken]
+        sets["population"], summaries["population"] = _draw(
+            "population", heldout, eligible,
+            "held-out patients outside the training split and the non-members",
+            lambda s: s not in avoid, args, 3, n_patients=min(args.population, len(eligible)),
+            n_sentences=args.population, hint="lower --population, give more held-out notes")
 
     sources = {"train_notes": train, "heldout_notes": heldout, "n2c2": external,
                "members_from": seen_text}
@@ -204,6 +223,10 @@ def prepare(args: argparse.Namespace) -> dict:
         "inputs": {name: {"files": src.fingerprint(), "splitter": src.splitters()}
                    for name, src in sources.items() if src is not None},
         "sets": summaries,
+        # the inputs as resolved (the synthetic corpus included): shadow models read the
+        # whole text of the sets' patients from them
+        "sources": {"train_notes": inputs["train"], "heldout_notes": inputs["heldout"],
+                    "n2c2": inputs["n2c2"]},
         "training_text_sentences": int(training_hashes.size),
     }
     with staging_dir(args.out_dir) as stage:

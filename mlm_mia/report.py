@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import FPR_TARGETS
-from .study import COMPARISONS, PATIENT_COMPARISON, distribution_shift_warnings
+from .study import COMPARISONS, MEMORIZATION, PATIENT_COMPARISON, distribution_shift_warnings
 
 
 def _pct(value: float) -> str:
@@ -19,6 +19,9 @@ def tables(results: dict) -> str:
     """One table per comparison: a row per attack, AUC [95% CI] and TPR at each FPR."""
     blocks = []
     for comparison, attacks in results.items():
+        if comparison == MEMORIZATION:
+            blocks.append(memorization_tables(attacks))
+            continue
         first = next(iter(attacks.values()))
         unit = "patients" if comparison == PATIENT_COMPARISON else "sentences"
         lines = [f"{comparison}  ({first['n_pos']} vs {first['n_neg']} {unit})"]
@@ -40,6 +43,32 @@ def tables(results: dict) -> str:
         blocks.append("\n".join(lines))
     warnings = distribution_shift_warnings(results)
     return "\n\n".join(blocks + (["\n".join(warnings)] if warnings else [])) + "\n"
+
+
+def _cell(m: dict | None, key: str) -> str:
+    if m is None:
+        return "-"
+    return f"{m['auc']:.3f}" if key == "auc" else _pct(m["tpr_at_fpr"][key])
+
+
+def memorization_tables(report: dict) -> str:
+    """Attacks by memorization quartile, and LiRA against the number of shadow models."""
+    edges = ", ".join(f"{e:.3g}" for e in report["quartile_edges"])
+    lines = [f"{MEMORIZATION}: {report['comparison']} within quartiles of memorization "
+             f"E[score|IN] - E[score|OUT] (q1 least ... q4 most; edges {edges})"]
+    for key, label in (("auc", "AUC"), ("0.01", "TPR@1%FPR")):
+        lines.append(f"  {label:<24}" + "".join(f" {q:>8}" for q in ("q1", "q2", "q3", "q4")))
+        for attack, quartiles in report["by_quartile"].items():
+            lines.append(f"  {attack:<24}" + "".join(f" {_cell(m, key):>8}" for m in quartiles.values()))
+    lines.append("  LiRA with the first K shadow models, on the least and the most memorized quartiles")
+    lines.append(f"  {'K':>3} " + "".join(f" {a + ' ' + side:>26}" for a in ("online", "offline")
+                                          for side in ("least", "most")))
+    for k, attacks in report["by_shadow_models"].items():
+        cells = [f"{_cell(attacks[f'lira_{a}'][side], 'auc')} / {_cell(attacks[f'lira_{a}'][side], '0.01')}"
+                 for a in ("online", "offline") for side in ("least", "most")]
+        lines.append(f"  {k:>3} " + "".join(f" {c:>26}" for c in cells))
+    lines.append("  (cells: AUC / TPR@1%FPR)")
+    return "\n".join(lines)
 
 
 def roc_plot(table: pd.DataFrame, path: Path) -> None:

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__, distributed, prepare, report, study
+import numpy as np
+import pandas as pd
+
+from . import __version__, distributed, encodermi, lira, models, prepare, report, rmia, shadow, study
 from .cache import ScoreCache
 from .errors import InputError
 from .outputs import json_text, staging_dir
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DEMO_EPOCHS = 12
 DEMO_SEED = 1
+DEMO_POPULATION = 1000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=Path("data") / "cache",
                         help="per-sentence score cache (data/cache); holds no text")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument("--shadow-models", type=int, default=0, metavar="K",
+                        help="train K >= 2 tiny RoBERTa shadow models (the target's tokenizer), "
+                        "each on a seeded random half of the sets' patients, for LiRA, "
+                        "memorization and EncoderMI-V (0: none)")
+    parser.add_argument("--shadow-epochs", type=int, default=DEMO_EPOCHS,
+                        help=f"training epochs of each shadow model ({DEMO_EPOCHS})")
+    parser.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
+                        "reused (DATA_DIR/shadow_models)")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
@@ -84,7 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         raise InputError(f"--config {first.config}: unknown setting(s) {unknown}; "
                          f"known: {sorted(known)}")
-    paths = {"target", "data_dir", "out_dir", "cache_dir"}
+    paths = {"target", "data_dir", "out_dir", "cache_dir", "shadow_dir"}
     for key, value in settings.items():
         if key in paths and value is not None:
             settings[key] = Path(value)
@@ -126,7 +138,7 @@ def prepare_demo(args: argparse.Namespace) -> None:
 
     manifest_path = args.data_dir / "manifest.json"
     if not manifest_path.exists():
-        prepare.main(["--out-dir", str(args.data_dir)])
+        prepare.main(["--out-dir", str(args.data_dir), "--population", str(DEMO_POPULATION)])
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     synthetic = Path(manifest["arguments"]["synthetic_dir"])
     train_file = synthetic / "split" / "train_notes.csv.gz"
@@ -145,12 +157,13 @@ def prepare_demo(args: argparse.Namespace) -> None:
     if not (target.exists() and reference.exists()):
         folder.mkdir(parents=True, exist_ok=True)
         train_texts = [s for _, s in note_source(str(train_file), "train", None).sentences(20)]
+        # the population (RMIA's) may overlap: RMIA ranks sentences the same whatever it is
         excluded = set(manifest["sets"]["non_members"]["patients"])
         population = [s for p, s in note_source(str(heldout_file), "heldout", None).sentences(20)
                       if p not in excluded]
         tokenizer_dir = folder / "tokenizer"
         # The reference follows the target's recipe (same initialisation, same number of
-        # optimisation steps) on patients outside all three sets, so the two models differ
+        # optimisation steps) on held-out patients outside the non-members, so the two models differ
         # in what they saw and little else.
         reference_epochs = max(1, round(DEMO_EPOCHS * len(train_texts) / len(population)))
         log.info("Training the demo tokenizer and two tiny RoBERTa models: target on %d "
@@ -182,6 +195,34 @@ def run(args: argparse.Namespace) -> dict:
         distributed.finish(ranks)
 
 
+def _shadow_models(args: argparse.Namespace, sets, ranks: distributed.Ranks
+                   ) -> list[tuple[Path, frozenset[str]]]:
+    """Shadow models trained by rank 0 (or found ready), for every rank."""
+    if args.shadow_models < 2 or args.shadow_epochs < 1:
+        raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
+                         "for every sentence), and --shadow-epochs at least 1")
+    train = lambda: shadow.train_shadow_models(  # noqa: E731
+        *shadow.population_text(args.data_dir), args.shadow_models, args.target,
+        args.shadow_dir or args.data_dir / "shadow_models", args.shadow_epochs, args.seed)
+    if ranks.main:
+        result = train()
+    distributed.barrier(ranks)
+    if not ranks.main:
+        result = train()
+    return result
+
+
+def _encodermi_features(path: Path, flag: str, texts: list[str], settings: ScoreSettings,
+                        seed: int) -> list[np.ndarray]:
+    device = models.resolve_device(settings.device)
+    model, tokenizer = models.load_masked_lm(path, flag, device,
+                                             models.resolve_dtype(settings.dtype, device))
+    features = encodermi.similarity_features(model, tokenizer, texts,
+                                             models.max_sequence_length(model, tokenizer), seed,
+                                             settings.batch_tokens)
+    return list(features)
+
+
 def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     if args.demo:
         if ranks.main:
@@ -199,39 +240,71 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                              device=distributed.rank_device(args.device, ranks),
                              dtype=args.dtype, batch_tokens=args.batch_tokens,
                              progress=ranks.main)
-    cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
-    models = {"target": args.target} | dict(zip(reference_names(args.reference), args.reference))
+    references = dict(zip(reference_names(args.reference), args.reference))
+    shadows = _shadow_models(args, sets, ranks) if args.shadow_models else []
     table = sets.drop(columns="text")
     texts = sets["text"].tolist()
     mine = distributed.shard(len(texts), ranks)
+    mine_texts = [texts[i] for i in mine]
     truncated = {}
+    cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
     try:
-        for name, path in models.items():
-            flag = "--target" if name == "target" else "--reference"
-            scores = score_sentences(path, flag, name, [texts[i] for i in mine], settings, cache)
+        models_to_score = ({"target": ("--target", args.target)}
+                           | {n: ("--reference", p) for n, p in references.items()}
+                           | {f"shadow_{i}": ("--shadow-models", p) for i, (p, _) in enumerate(shadows)})
+        for name, (flag, path) in models_to_score.items():
+            # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
+            scores = score_sentences(path, flag, name, mine_texts, settings, cache,
+                                     distribution_stats=name == "target")
             scores = distributed.gather(mine, [_summary(s) for s in scores], len(texts), ranks)
-            table[f"{name}_pll"] = [s["pll"] for s in scores]
-            table[f"{name}_n_tokens"] = [s["n_tokens"] for s in scores]
             truncated[name] = sum(s["truncated"] for s in scores)
+            pll = np.array([s["pll"] for s in scores])
+            n_tokens = np.array([s["n_tokens"] for s in scores])
+            if name.startswith("shadow_"):
+                table[f"{name}_score"] = study.reduce(pd.Series(pll), pd.Series(n_tokens), args.reduction)
+                table[f"{name}_in"] = sets["patient_id"].isin(shadows[int(name[7:])][1]).astype(int)
+            else:
+                table[f"{name}_pll"], table[f"{name}_n_tokens"] = pll, n_tokens
             if name == "target":
                 target = scores
     finally:
         cache.close()
+    features = {name: np.stack(distributed.gather(
+                    mine, _encodermi_features(path, flag, mine_texts, settings, args.seed),
+                    len(texts), ranks))
+                for name, (flag, path) in models_to_score.items() if name in ("target", "shadow_0")}
     if not ranks.main:
         return {}
-    table = study.attack_columns(table, [n for n in models if n != "target"], args.reduction)
+    table = study.attack_columns(table, list(references), args.reduction)
     table = study.reference_free_columns(
         table, [s["min_k"] for s in target],
         None if args.backend == "minicons" else [s["min_k_pp"] for s in target], texts)
+    if shadows:
+        table = lira.lira_columns(table)
+    if (table["set"] == "population").any():
+        table = rmia.rmia_column(table)
+    else:
+        log.info("No population.jsonl in %s: RMIA left out (prepare_data_MIA.py --population N)",
+                 args.data_dir)
+    table["score_encodermi_t"] = features["target"].mean(1)
+    if shadows:
+        table["score_encodermi_v"] = encodermi.vector_classifier_scores(
+            features["shadow_0"], table["shadow_0_in"].to_numpy(), features["target"])
+    table = table[[c for c in table.columns if c != "memorization"]
+                  + (["memorization"] if shadows else [])]
     study.check_scores(table)
     results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
     run_settings = {
-        "version": __version__, "models": {n: str(p) for n, p in models.items()},
+        "version": __version__, "models": {n: str(p) for n, (_, p) in models_to_score.items()},
         "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
         "batch_tokens": args.batch_tokens, "bootstrap": args.bootstrap, "seed": args.seed,
         "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
         "processes": ranks.world, "min_k_fraction": study.MIN_K_FRACTION,
+        "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,
+                          "patients_seen": [sorted(h) for _, h in shadows]} if shadows else None,
+        "encodermi": {"views": encodermi.N_VIEWS, "mask_probability": encodermi.MASK_PROBABILITY},
+        "rmia_gamma": rmia.GAMMA,
     }
     with staging_dir(args.out_dir) as stage:
         table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats

@@ -64,8 +64,10 @@ class MiniconsBackend:
 
 
 def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
-                    settings: ScoreSettings, cache: ScoreCache) -> list[TokenScores]:
-    """Per-token log-probabilities of ``sentences`` under the model in ``path``.
+                    settings: ScoreSettings, cache: ScoreCache,
+                    distribution_stats: bool = True) -> list[TokenScores]:
+    """Per-token log-probabilities of ``sentences`` under the model in ``path`` (with the
+    distribution statistics Min-K%++ needs unless ``distribution_stats`` is false).
 
     Cached results are reused; the rest are scored in blocks, each committed to the
     cache before the next starts.
@@ -75,7 +77,8 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
     if settings.backend == "minicons":
         dtype = torch.float32
     models.check_model_dir(path, flag)
-    namespace = "|".join([models.fingerprint(path), settings.backend, settings.pll, str(dtype)])
+    namespace = "|".join([models.fingerprint(path), settings.backend, settings.pll, str(dtype)]
+                         + ([] if distribution_stats else ["no-stats"]))
     keys = cache.keys(namespace, sentences)
     found = cache.get(keys)
     todo = [i for i, key in enumerate(keys) if key not in found]
@@ -89,7 +92,8 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
             backend = MiniconsBackend(path, device, settings.pll, max_length, tokenizer)
         else:
             backend = PLLEngine(model, tokenizer, max_length, settings.pll,
-                                max(settings.batch_tokens, max_length), settings.progress, name)
+                                max(settings.batch_tokens, max_length), settings.progress, name,
+                                distribution_stats)
         for start in range(0, len(todo), CACHE_BLOCK):
             block = todo[start:start + CACHE_BLOCK]
             results = backend.score([sentences[i] for i in block])

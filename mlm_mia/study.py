@@ -12,16 +12,18 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import lira, metrics
 from .errors import InputError
 
-SET_NAMES = ("members", "non_members", "externals")
+# population: extra non-members that RMIA compares against, never in a comparison
+SET_NAMES = ("members", "non_members", "externals", "population")
 REDUCTIONS = ("mean", "sum")
 COMPARISONS = {
     "members_vs_non_members": ("members", "non_members"),
     "members_vs_externals": ("members", "externals"),
 }
 PATIENT_COMPARISON = "patient_members_vs_non_members"
+MEMORIZATION = "by_memorization"  # metrics.json key of lira.memorization_report
 # |AUC - 0.5| of the reference-only score above which members and non-members are taken
 # to differ in distribution
 BLIND_BASELINE_MARGIN = 0.1
@@ -103,7 +105,9 @@ def min_k_pp_mean(logprobs: np.ndarray, dist_mean: np.ndarray, dist_std: np.ndar
     """Min-K%++ (Zhang et al. 2024): each token's log-prob standardised by the mean and
     standard deviation of the log-probs of the model's distribution at its masked
     position, then :func:`min_k_mean` of those. A position where the model is certain
-    (standard deviation 0) counts as 0."""
+    (standard deviation 0) counts as 0. NaN when the statistics are unknown."""
+    if np.isnan(dist_std).any():
+        return float("nan")
     safe = np.where(dist_std > 0, dist_std, 1.0)
     z = np.where(dist_std > 0, (logprobs - dist_mean) / safe, 0.0)
     return min_k_mean(z, fraction)
@@ -154,6 +158,8 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
             attack: metrics.evaluate(y, per_patient[f"score_{attack}"].to_numpy(float),
                                      per_patient["patient_id"].to_numpy(), n_boot, seed)
             for attack in attacks}
+    if "memorization" in table.columns and PATIENT_COMPARISON in result:
+        result[MEMORIZATION] = lira.memorization_report(table)
     return result
 
 
@@ -161,6 +167,8 @@ def distribution_shift_warnings(results: dict) -> list[str]:
     """One line per comparison whose blind baseline is far from chance."""
     lines = []
     for comparison, attacks in results.items():
+        if comparison == MEMORIZATION:
+            continue
         for attack, values in attacks.items():
             if attack.startswith("reference_only") and abs(values["auc"] - 0.5) > BLIND_BASELINE_MARGIN:
                 lines.append(

@@ -51,6 +51,11 @@ def test_engine_matches_the_naive_computation(random_roberta):
         assert score.pll == pytest.approx(logprobs.sum(), rel=1e-5)
         np.testing.assert_allclose(score.dist_mean, mean, rtol=1e-4)
         np.testing.assert_allclose(score.dist_std, std, rtol=1e-3)
+    # without the distribution statistics: the same log-probs, from logsumexp alone
+    lean = engine_for(random_roberta, distribution_stats=False).score(SENTENCES)
+    for full, short in zip(scores, lean):
+        np.testing.assert_allclose(short.logprobs, full.logprobs, rtol=1e-5, atol=1e-6)
+        assert np.isnan(short.dist_std).all()
 
 
 def test_special_tokens_are_never_scored(random_roberta):

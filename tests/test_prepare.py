@@ -202,3 +202,23 @@ def test_no_arguments_uses_the_synthetic_corpus(tmp_path):
     sets = read_sets(tmp_path / "out")
     assert {n: len(r) for n, r in sets.items()} == {"members": 1000, "non_members": 1000, "externals": 1000}
     assert all(len({r["patient_id"] for r in recs}) == 90 for recs in sets.values())
+
+
+def test_population_comes_from_held_out_patients_outside_every_set(corpus, tmp_path):
+    from mlm_mia.sources import note_source
+    assert main(data_args(corpus) + SMALL + ["--population", "120", "--out-dir", str(tmp_path)]) == 0
+    sets = read_sets(tmp_path)
+    population = [json.loads(line) for line in (tmp_path / "population.jsonl").open()]
+    assert len(population) == 120 and all(r["set"] == "population" for r in population)
+    patients = {r["patient_id"] for r in population}
+    assert patients <= patients_in(corpus["heldout"]) - patients_in(corpus["train"])
+    assert not patients & {r["patient_id"] for records in sets.values() for r in records}
+    training = {s for _, s in note_source(str(corpus["train"]), "--train-notes", None).sentences(20)}
+    texts = {r["text"] for r in population}
+    assert not texts & training and not texts & {r["text"] for rs in sets.values() for r in rs}
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["sets"]["population"]["n_sentences"] == 120
+    # asking for more than the remaining held-out patients have is a clear error
+    with pytest.raises(InputError, match="population: .* lower --population"):
+        main(data_args(corpus) + SMALL + ["--population", "100000", "--out-dir", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())

@@ -1,0 +1,53 @@
+"""RMIA (Zarifzadeh et al. 2024): membership from pairwise likelihood ratios against a
+population of known non-members.
+
+For a sentence ``x``, ``LR(x) = Pr(x | target) / Pr(x)``, where ``Pr(x)`` is the average
+of ``Pr(x | model)`` over reference models (or shadow models, IN and OUT alike). The
+score is the fraction of population sentences ``z`` that ``x`` dominates:
+``#{z : LR(x) / LR(z) >= gamma} / m``. Sorting the population's ratios once makes this
+exact in O((n + m) log m), with no n x m matrix.
+
+``Pr(x | model)`` is the exponential of the model's PLL score of ``x`` (per token by
+default, a geometric-mean token probability); everything is computed in log space.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from .lira import SHADOW_COLUMN
+
+GAMMA = 1.0
+
+
+def log_ratio(target: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``log LR``: the target's log-likelihood minus the log of the mean likelihood under
+    the ``[n, R]`` other models."""
+    others = np.asarray(others, dtype=float)
+    if others.ndim != 2 or others.shape[1] == 0:
+        raise ValueError("others must be an [n, R] array of scores, R >= 1")
+    return np.asarray(target, dtype=float) - (logsumexp(others, axis=1) - np.log(others.shape[1]))
+
+
+def rmia_scores(log_lr: np.ndarray, population_log_lr: np.ndarray, gamma: float = GAMMA
+                ) -> np.ndarray:
+    """For each ``x``, the fraction of population ``z`` with ``LR(x) / LR(z) >= gamma``."""
+    population = np.sort(np.asarray(population_log_lr, dtype=float))
+    if population.size == 0:
+        raise ValueError("RMIA needs a non-empty population")
+    threshold = np.asarray(log_lr, dtype=float) - np.log(gamma)
+    return np.searchsorted(population, threshold, side="right") / population.size
+
+
+def rmia_column(table: pd.DataFrame) -> pd.DataFrame:
+    """``score_rmia`` for every row, against the rows of set ``population``. ``Pr(x)``
+    averages the shadow models when there are some (IN and OUT alike, RMIA's online
+    setting), else the reference models (``score_reference_only*``, all OUT: offline)."""
+    others = [c for c in table.columns if SHADOW_COLUMN.fullmatch(c)] or [
+        c for c in table.columns if c.startswith("score_reference_only")]
+    log_lr = log_ratio(table["score_loss"].to_numpy(float), table[others].to_numpy(float))
+    out = table.copy()
+    out["score_rmia"] = rmia_scores(log_lr, log_lr[(table["set"] == "population").to_numpy()])
+    return out
