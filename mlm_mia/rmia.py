@@ -20,15 +20,20 @@ from scipy.special import logsumexp
 from .lira import SHADOW_COLUMN
 
 GAMMA = 1.0
+OFFLINE_A = 0.3  # the offline approximation's a (Zarifzadeh et al. tune it per dataset)
 
 
-def log_ratio(target: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """``log LR``: the target's log-likelihood minus the log of the mean likelihood under
-    the ``[n, R]`` other models."""
+def log_ratio(target: np.ndarray, others: np.ndarray, offline_a: float | None = None) -> np.ndarray:
+    """``log LR = log Pr(x | target) - log Pr(x)``, ``Pr(x)`` the mean likelihood under the
+    ``[n, R]`` other models. ``offline_a`` (the others are all OUT models): Pr(x) is
+    approximated by ``((1 + a) Pr_OUT(x) + (1 - a)) / 2``, RMIA's offline setting."""
     others = np.asarray(others, dtype=float)
     if others.ndim != 2 or others.shape[1] == 0:
         raise ValueError("others must be an [n, R] array of scores, R >= 1")
-    return np.asarray(target, dtype=float) - (logsumexp(others, axis=1) - np.log(others.shape[1]))
+    log_mean = logsumexp(others, axis=1) - np.log(others.shape[1])
+    if offline_a is not None:
+        log_mean = np.log(0.5 * ((1 + offline_a) * np.exp(log_mean) + (1 - offline_a)))
+    return np.asarray(target, dtype=float) - log_mean
 
 
 def rmia_scores(log_lr: np.ndarray, population_log_lr: np.ndarray, gamma: float = GAMMA
@@ -41,13 +46,15 @@ def rmia_scores(log_lr: np.ndarray, population_log_lr: np.ndarray, gamma: float 
     return np.searchsorted(population, threshold, side="right") / population.size
 
 
-def rmia_column(table: pd.DataFrame) -> pd.DataFrame:
+def rmia_column(table: pd.DataFrame, offline_a: float = OFFLINE_A) -> pd.DataFrame:
     """``score_rmia`` for every row, against the rows of set ``population``. ``Pr(x)``
-    averages the shadow models when there are some (IN and OUT alike, RMIA's online
-    setting), else the reference models (``score_reference_only*``, all OUT: offline)."""
-    others = [c for c in table.columns if SHADOW_COLUMN.fullmatch(c)] or [
-        c for c in table.columns if c.startswith("score_reference_only")]
-    log_lr = log_ratio(table["score_loss"].to_numpy(float), table[others].to_numpy(float))
+    averages the shadow models when there are some (IN and OUT alike: RMIA's online
+    setting), else the reference models (``score_reference_only*``, all OUT: offline, with
+    ``offline_a``)."""
+    shadows = [c for c in table.columns if SHADOW_COLUMN.fullmatch(c)]
+    others = shadows or [c for c in table.columns if c.startswith("score_reference_only")]
+    log_lr = log_ratio(table["score_loss"].to_numpy(float), table[others].to_numpy(float),
+                       None if shadows else offline_a)
     out = table.copy()
     out["score_rmia"] = rmia_scores(log_lr, log_lr[(table["set"] == "population").to_numpy()])
     return out

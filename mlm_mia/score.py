@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training epochs of each shadow model ({DEMO_EPOCHS})")
     parser.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
                         "reused (DATA_DIR/shadow_models)")
+    parser.add_argument("--rmia-offline-a", type=float, default=rmia.OFFLINE_A,
+                        help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) / 2 "
+                        f"({rmia.OFFLINE_A}; 1: the plain reference likelihood)")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
@@ -235,6 +238,8 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                          "(or --demo)")
     if args.bootstrap < 0 or args.batch_tokens < 1:
         raise InputError("--bootstrap must be >= 0 and --batch-tokens >= 1")
+    if not 0 < args.rmia_offline_a <= 1:
+        raise InputError("--rmia-offline-a must be in (0, 1]")
     sets = study.load_sets(args.data_dir)
     settings = ScoreSettings(pll=args.pll, backend=args.backend,
                              device=distributed.rank_device(args.device, ranks),
@@ -282,7 +287,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     if shadows:
         table = lira.lira_columns(table)
     if (table["set"] == "population").any():
-        table = rmia.rmia_column(table)
+        table = rmia.rmia_column(table, args.rmia_offline_a)
     else:
         log.info("No population.jsonl in %s: RMIA left out (prepare_data_MIA.py --population N)",
                  args.data_dir)
@@ -304,7 +309,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,
                           "patients_seen": [sorted(h) for _, h in shadows]} if shadows else None,
         "encodermi": {"views": encodermi.N_VIEWS, "mask_probability": encodermi.MASK_PROBABILITY},
-        "rmia_gamma": rmia.GAMMA,
+        "rmia": {"gamma": rmia.GAMMA, "offline_a": None if shadows else args.rmia_offline_a},
     }
     with staging_dir(args.out_dir) as stage:
         table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats

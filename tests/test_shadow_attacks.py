@@ -100,6 +100,8 @@ def test_rmia_ratio_averages_likelihoods_not_log_likelihoods():
     target = np.array([-1.0])
     others = np.log(np.array([[0.2, 0.6]]))
     assert rmia.log_ratio(target, others)[0] == pytest.approx(-1.0 - np.log(0.4))
+    # offline: Pr(x) = ((1 + a) 0.4 + (1 - a)) / 2
+    assert rmia.log_ratio(target, others, 0.3)[0] == pytest.approx(-1.0 - np.log((1.3 * 0.4 + 0.7) / 2))
 
 
 def test_encodermi_views_are_seeded_and_never_mask_special_tokens():
