@@ -293,7 +293,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                  args.data_dir)
     table["score_encodermi_t"] = features["target"].mean(1)
     if shadows:
-        known = table["set"].isin(shadow.SHADOW_SETS).to_numpy()  # where shadow 0 saw half
+        known = table["set"].isin(shadow.SHADOW_SETS).to_numpy()  # shadow 0 saw half of them
         table["score_encodermi_v"] = encodermi.vector_classifier_scores(
             features["shadow_0"][known], table["shadow_0_in"].to_numpy()[known], features["target"])
     table = table[[c for c in table.columns if c != "memorization"]
