@@ -79,7 +79,8 @@ def test_metrics_json_layout_and_a_real_effect(scored):
     # the tiny target saw its members: they score above the non-members; the reference
     # saw neither, and the sets share one distribution, so it cannot tell them apart
     # (EncoderMI needs stronger memorisation than this target's: its test trains its own)
-    floors = {"loss": 0.53, "ratio": 0.6, "min_k": 0.55, "min_k_pp": 0.6, "zlib": 0.53, "rmia": 0.6}
+    # (RMIA from the reference alone, offline with a = 0.3: between loss and ratio)
+    floors = {"loss": 0.53, "ratio": 0.6, "min_k": 0.55, "min_k_pp": 0.6, "zlib": 0.53, "rmia": 0.56}
     assert {a: sentences[a]["auc"] > floor for a, floor in floors.items()} == dict.fromkeys(floors, True)
     assert abs(sentences["reference_only"]["auc"] - 0.5) < 0.05
     assert results["patient_members_vs_non_members"]["ratio"]["auc"] > 0.6
@@ -201,8 +202,10 @@ def test_shadow_models_record_what_they_saw(study, scored_with_shadows):
         record = json.loads((study["root"] / "shadow_models" / f"shadow_{i:02d}" / "shadow.json").read_text())
         assert record["patients"] == seen[i]
         np.testing.assert_array_equal(table[f"shadow_{i}_in"], table["patient_id"].isin(seen[i]).astype(int))
-    # complementary pairs: every sentence is IN for exactly 2 of the 4 models
-    assert (table[[f"shadow_{i}_in" for i in range(4)]].sum(axis=1) == 2).all()
+    # complementary pairs: every sentence is IN for exactly 2 of the 4 models, but the
+    # externals (another hospital), which are IN for none
+    times_in = table[[f"shadow_{i}_in" for i in range(4)]].sum(axis=1)
+    assert (times_in == np.where(table["set"] == "externals", 0, 2)).all()
     assert {"memorization", "score_lira_online", "score_lira_offline", "score_encodermi_v"} <= set(table.columns)
 
 
