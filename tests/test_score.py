@@ -233,3 +233,17 @@ def test_metrics_script_recomputes_the_memorization_report(scored_with_shadows, 
 def test_one_shadow_model_is_refused(study, tmp_path):
     with pytest.raises(InputError, match="at least 2"):
         run_score(study, tmp_path, "--shadow-models", "1")
+
+
+def test_shadow_models_without_the_notes_they_read_is_a_clear_error(study, tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(study["data"], data, ignore=shutil.ignore_patterns("shadow_models"))
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["sources"]["train_notes"] = str(tmp_path / "moved" / "train_notes.csv.gz")
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    args = ["--target", str(study["target"]), "--reference", str(study["reference"]),
+            "--data-dir", str(data), "--out-dir", str(tmp_path / "out"), "--shadow-models", "2"]
+    with pytest.raises(InputError, match="moved.*named in .*manifest.json"):
+        score.run(score.parse_args(args))
+    assert not (tmp_path / "out").exists()
