@@ -52,14 +52,19 @@ def _side_stds(scores: np.ndarray, inside: np.ndarray, mu_in: np.ndarray, mu_out
                ) -> tuple[np.ndarray | float, np.ndarray | float]:
     """Per-sentence standard deviations (IN, OUT), or with few models one global value for
     both: the spread of all shadow scores. Shared, it cancels from the ranking of both
-    tests, which then rest on the means alone."""
+    tests, which then rest on the means alone. With many models, a sentence with fewer
+    than two scores on a side (the externals, IN for none) takes the global value there."""
+    spread = float(scores.std())
     if scores.shape[1] < GLOBAL_VARIANCE_BELOW:
-        spread = float(scores.std())
         return spread, spread
-    with np.errstate(invalid="ignore"):
-        var_in = (np.where(inside, scores - mu_in[:, None], 0) ** 2).sum(1) / inside.sum(1)
-        var_out = (np.where(~inside, scores - mu_out[:, None], 0) ** 2).sum(1) / (~inside).sum(1)
-    return np.sqrt(var_in), np.sqrt(var_out)
+
+    def side(mask: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        count = mask.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt((np.where(mask, scores - mu[:, None], 0) ** 2).sum(1) / count)
+        return np.where(count >= 2, std, spread)
+
+    return side(inside, mu_in), side(~inside, mu_out)
 
 
 def memorization(scores: np.ndarray, inside: np.ndarray) -> np.ndarray:

@@ -61,6 +61,13 @@ def test_lira_separates_members_and_beats_the_loss_attack():
     assert auc(member, lira.lira_offline(target, shadows, inside)) > loss_auc + 0.2
 
 
+def test_sentences_no_shadow_model_saw_get_finite_scores_with_many_models():
+    target, shadows, inside, member, _ = simulated(k=16)
+    inside[:20] = False  # like the externals: OUT of every shadow model
+    for attack in (lira.lira_online, lira.lira_offline):
+        assert np.isfinite(attack(target, shadows, inside)).all()
+
+
 def test_one_shadow_model_falls_back_on_the_average_gap():
     target, shadows, inside, member, _ = simulated(k=2)
     one = lira.lira_offline(target, shadows[:, :1], inside[:, :1])
