@@ -254,6 +254,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     truncated = {}
     cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
     try:
+        halves = {f"shadow_{i}": half for i, (_, half) in enumerate(shadows)}
         models_to_score = ({"target": ("--target", args.target)}
                            | {n: ("--reference", p) for n, p in references.items()}
                            | {f"shadow_{i}": ("--shadow-models", p) for i, (p, _) in enumerate(shadows)})
@@ -265,9 +266,9 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
             truncated[name] = sum(s["truncated"] for s in scores)
             pll = np.array([s["pll"] for s in scores])
             n_tokens = np.array([s["n_tokens"] for s in scores])
-            if name.startswith("shadow_"):
+            if name in halves:
                 table[f"{name}_score"] = study.reduce(pd.Series(pll), pd.Series(n_tokens), args.reduction)
-                table[f"{name}_in"] = sets["patient_id"].isin(shadows[int(name[7:])][1]).astype(int)
+                table[f"{name}_in"] = sets["patient_id"].isin(halves[name]).astype(int)
             else:
                 table[f"{name}_pll"], table[f"{name}_n_tokens"] = pll, n_tokens
             if name == "target":

@@ -91,17 +91,18 @@ def train_shadow_models(patient_ids: Sequence[str], texts: Sequence[str], n_mode
                         tokenizer_dir: Path, out_dir: Path, epochs: int, seed: int,
                         shape: TinyShape = TinyShape()) -> list[tuple[Path, frozenset[str]]]:
     """Train (or reuse) ``n_models`` shadow models on the sentences ``texts`` of the
-    patients ``patient_ids`` (row by row; see :func:`population_text`); returns each model's folder and the patients it
-    saw. Each folder's ``shadow.json`` records what it was trained on, patients included;
+    patients ``patient_ids`` (row by row; see :func:`population_text`); returns each
+    model's folder and the patients it saw. Each folder's ``shadow.json`` records what it was trained on, patients included;
     a folder whose record differs from what would be trained now is trained again."""
     tokenizer = models.load_tokenizer(models.check_model_dir(tokenizer_dir, "--target"), "--target")
     halves = patient_halves(patient_ids, n_models, seed)
+    tokenizer_fingerprint = models.fingerprint(tokenizer_dir)  # hashes the whole folder: once
     result = []
     for i, half in enumerate(halves):
         chosen = [t for p, t in zip(patient_ids, texts) if p in half]
         init_seed = int(np.random.default_rng([seed, i, 1]).integers(2**31))
         record = {"index": i, "seed": seed, "init_seed": init_seed, "epochs": epochs,
-                  "shape": asdict(shape), "tokenizer": models.fingerprint(tokenizer_dir),
+                  "shape": asdict(shape), "tokenizer": tokenizer_fingerprint,
                   "n_sentences": len(chosen), "texts_sha256": _texts_digest(chosen),
                   "patients": sorted(half)}
         folder = out_dir / f"shadow_{i:02d}"
