@@ -13,7 +13,8 @@ probabilities. The engine differs only in how it computes them:
 
 - masked copies of many sentences are batched together, grouped by exact length so no
   padding is computed, in chunks of at most ``batch_tokens`` tokens (bounded memory,
-  even for 512-token sentences);
+  even for 512-token sentences); the copies are built on the device from one copy of
+  each sentence, and results come back once, at the end;
 - the LM head runs only at the masked position of each copy, not at every position.
 
 Sentences longer than the model's limit are truncated to it (the first tokens are
@@ -66,46 +67,38 @@ def lm_head_of(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class _Sentence:
-    """One encoded sentence and the positions it predicts."""
+class Bucket:
+    """Encoded sentences of one exact length, on the device, and their masked copies.
 
-    index: int  # position in the caller's list
-    ids: torch.Tensor  # [L] token ids, special tokens included
-    word_ids: tuple[int | None, ...]  # word of each token, from the fast tokenizer
-    targets: torch.Tensor  # [n] positions predicted, one masked copy each
+    Copy ``c`` predicts position ``position[c]`` of sentence ``sentence[c]``; the copies
+    are in sentence order, then position order, so each sentence's are contiguous.
+    """
+
+    indices: list[int]  # each sentence's position in the caller's list
+    ids: torch.Tensor  # [S, L] token ids, special tokens included
+    words: torch.Tensor  # [S, L] word index of each token from the fast tokenizer, -1 for none
+    scored: torch.Tensor  # [S, L] bool, the positions predicted
+    sentence: torch.Tensor  # [C] sentence of each copy
+    position: torch.Tensor  # [C] masked position of each copy
+    counts: list[int]  # copies per sentence
+
+    @property
+    def n_copies(self) -> int:
+        return int(self.position.numel())
 
     def masked_copies(self, start: int, stop: int, pll: str, mask_id: int) -> torch.Tensor:
-        """Copies ``start:stop`` of the sentence, each with its target (and, for
-        ``within_word_l2r``, the later targets of the same word) masked."""
-        targets = self.targets[start:stop]
-        copies = self.ids.repeat(targets.numel(), 1)
-        copies[torch.arange(targets.numel()), targets] = mask_id
+        """Copies ``start:stop``, each with its target (and, for ``within_word_l2r``, the
+        later targets of the same word) masked."""
+        sentence, position = self.sentence[start:stop], self.position[start:stop]
+        copies = self.ids[sentence]
         if pll == "within_word_l2r":
-            all_targets = self.targets.tolist()
-            for row, position in enumerate(targets.tolist()):
-                word = self.word_ids[position]
-                if word is not None:
-                    for other in all_targets:
-                        if other > position and self.word_ids[other] == word:
-                            copies[row, other] = mask_id
+            words = self.words[sentence]
+            word = words.gather(1, position[:, None])
+            later = torch.arange(copies.size(1), device=copies.device)[None, :] > position[:, None]
+            mask = later & (words == word) & (word >= 0) & self.scored[sentence]
+            copies.masked_fill_(mask, mask_id)
+        copies[torch.arange(copies.size(0), device=copies.device), position] = mask_id
         return copies
-
-
-def chunks(sentences: list[_Sentence], rows: int) -> Iterator[list[tuple[_Sentence, int, int]]]:
-    """Pieces ``(sentence, start, stop)`` of the sentences' copies, ``rows`` copies a chunk."""
-    pending, n_pending = [], 0
-    for sentence in sentences:
-        n, start = sentence.targets.numel(), 0
-        while start < n:
-            take = min(n - start, rows - n_pending)
-            pending.append((sentence, start, start + take))
-            n_pending += take
-            start += take
-            if n_pending == rows:
-                yield pending
-                pending, n_pending = [], 0
-    if pending:
-        yield pending
 
 
 class PLLEngine:
@@ -133,24 +126,33 @@ class PLLEngine:
         self.head = lm_head_of(model)
         self.device = next(model.parameters()).device
         # minicons' rule: never score these token ids
-        self.special_ids = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
-                            tokenizer.bos_token_id, tokenizer.eos_token_id} - {None}
+        self.special_ids = sorted({tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
+                                   tokenizer.bos_token_id, tokenizer.eos_token_id} - {None})
 
-    def encode(self, sentences: Sequence[str]) -> tuple[list[_Sentence], list[bool]]:
-        """Each sentence encoded with its targets, and which sentences were truncated."""
+    def encode(self, sentences: Sequence[str]) -> tuple[list[Bucket], list[bool]]:
+        """The sentences in buckets of equal length (shortest first), on the device, and
+        which sentences were truncated."""
         encoded = self.tokenizer(list(sentences), add_special_tokens=True, truncation=False)
-        result, truncated = [], []
+        by_length: dict[int, list[tuple[int, list[int], list[int]]]] = {}
+        truncated = []
         for index, ids in enumerate(encoded["input_ids"]):
-            word_ids = encoded.word_ids(index)
+            words = [-1 if w is None else w for w in encoded.word_ids(index)]
             cut = len(ids) > self.max_length
             if cut:  # keep the first tokens and the closing special token
                 ids = ids[: self.max_length - 1] + ids[-1:]
-                word_ids = word_ids[: self.max_length - 1] + word_ids[-1:]
-            targets = [i for i, token in enumerate(ids) if token not in self.special_ids]
-            result.append(_Sentence(index, torch.tensor(ids, dtype=torch.long), tuple(word_ids),
-                                    torch.tensor(targets, dtype=torch.long)))
+                words = words[: self.max_length - 1] + words[-1:]
+            by_length.setdefault(len(ids), []).append((index, ids, words))
             truncated.append(cut)
-        return result, truncated
+        buckets = []
+        for length in sorted(by_length):
+            indices, ids, words = zip(*by_length[length])
+            ids = np.array(ids, dtype=np.int64)
+            scored = ~np.isin(ids, self.special_ids)
+            sentence, position = np.nonzero(scored)
+            tensors = [torch.from_numpy(a).to(self.device)
+                       for a in (ids, np.array(words, dtype=np.int64), scored, sentence, position)]
+            buckets.append(Bucket(list(indices), *tensors, scored.sum(1).tolist()))
+        return buckets, truncated
 
     @torch.inference_mode()
     def _logprobs(self, input_ids: torch.Tensor, targets: torch.Tensor,
@@ -174,27 +176,33 @@ class PLLEngine:
         std = ((probs * logprobs.square()).sum(-1) - mean.square()).clamp_min(0).sqrt()
         return torch.stack([logprobs[rows, target_ids], mean, std])
 
+    @torch.inference_mode()
     def score(self, sentences: Sequence[str]) -> list[TokenScores]:
-        """Per-token log-probabilities of every sentence, in input order."""
-        encoded, truncated = self.encode(sentences)
-        results = [np.empty((3, e.targets.numel())) for e in encoded]
-        by_length: dict[int, list[_Sentence]] = {}
-        for sentence in encoded:
-            by_length.setdefault(sentence.ids.numel(), []).append(sentence)
+        """Per-token log-probabilities of every sentence, in input order.
+
+        Nothing waits for the device until the end: the copies are built on it and the
+        results stay there, so on a GPU the host queues the next chunk while one runs.
+        """
+        buckets, truncated = self.encode(sentences)
         mask_id = self.tokenizer.mask_token_id
-        bar = tqdm(total=sum(r.shape[1] for r in results), desc=f"PLL {self.name}", unit="copy",
+        bar = tqdm(total=sum(b.n_copies for b in buckets), desc=f"PLL {self.name}", unit="copy",
                    disable=not self.progress or None, leave=False)
-        for length in sorted(by_length):
-            for pieces in chunks(by_length[length], max(1, self.batch_tokens // length)):
-                ids = torch.cat([s.masked_copies(a, b, self.pll, mask_id) for s, a, b in pieces])
-                targets = torch.cat([s.targets[a:b] for s, a, b in pieces])
-                target_ids = torch.cat([s.ids[s.targets[a:b]] for s, a, b in pieces])
-                logprobs = self._logprobs(ids.to(self.device), targets.to(self.device),
-                                          target_ids.to(self.device)).double().cpu().numpy()
-                offset = 0
-                for sentence, a, b in pieces:
-                    results[sentence.index][:, a:b] = logprobs[:, offset: offset + b - a]
-                    offset += b - a
-                bar.update(ids.size(0))
+        outputs = []
+        for bucket in buckets:
+            rows = max(1, self.batch_tokens // bucket.ids.size(1))
+            for start in range(0, bucket.n_copies, rows):
+                stop = min(start + rows, bucket.n_copies)
+                position = bucket.position[start:stop]
+                target_ids = bucket.ids[bucket.sentence[start:stop], position]
+                outputs.append(self._logprobs(bucket.masked_copies(start, stop, self.pll, mask_id),
+                                              position, target_ids))
+                bar.update(stop - start)
         bar.close()
-        return [TokenScores(r[0], t, r[1], r[2]) for r, t in zip(results, truncated)]
+        flat = torch.cat(outputs, 1).double().cpu().numpy() if outputs else np.empty((3, 0))
+        results: list[np.ndarray] = [np.empty((3, 0))] * len(truncated)
+        offset = 0
+        for bucket in buckets:
+            for index, count in zip(bucket.indices, bucket.counts):
+                results[index] = flat[:, offset: offset + count]
+                offset += count
+        return [TokenScores(r[0].copy(), t, r[1].copy(), r[2].copy()) for r, t in zip(results, truncated)]

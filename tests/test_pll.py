@@ -80,12 +80,12 @@ def test_engine_agrees_with_minicons(random_roberta, pll):
 def test_within_word_masks_the_later_pieces_of_the_same_word(random_roberta):
     engine = engine_for(random_roberta, pll="within_word_l2r")
     mask = engine.tokenizer.mask_token_id
-    (sentence,), _ = engine.encode(["Given zyxqvbw today."])
-    words = [sentence.word_ids[int(t)] for t in sentence.targets]
+    (bucket,), _ = engine.encode(["Given zyxqvbw today."])
+    words = bucket.words[bucket.sentence, bucket.position].tolist()
     first, pieces = words.index(1), words.count(1)  # "zyxqvbw" is word 1
     assert pieces > 2
-    within = sentence.masked_copies(0, len(words), "within_word_l2r", mask)
-    original = sentence.masked_copies(0, len(words), "original", mask)
+    within = bucket.masked_copies(0, len(words), "within_word_l2r", mask)
+    original = bucket.masked_copies(0, len(words), "original", mask)
     assert (original == mask).sum(1).tolist() == [1] * len(words)
     # masking a piece also masks the pieces after it, never those before
     assert (within == mask).sum(1).tolist()[first:first + pieces] == list(range(pieces, 0, -1))
