@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: bf16 on a GPU that supports it, fp32 otherwise")
     parser.add_argument("--batch-tokens", type=int, default=16384,
                         help="tokens per forward pass (masked copies x length)")
+    parser.add_argument("--compile", action="store_true", help="run the engine's forward pass "
+                        "through torch.compile (one graph for all shapes; pays off on a GPU)")
     parser.add_argument("--cache-dir", type=Path, default=Path("data") / "cache",
                         help="per-sentence score cache (data/cache); holds no text")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -238,13 +240,15 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                          "(or --demo)")
     if args.bootstrap < 0 or args.batch_tokens < 1:
         raise InputError("--bootstrap must be >= 0 and --batch-tokens >= 1")
+    if args.compile and args.backend != "engine":
+        raise InputError("--compile applies to --backend engine only")
     if not 0 < args.rmia_offline_a <= 1:
         raise InputError("--rmia-offline-a must be in (0, 1]")
     sets = study.load_sets(args.data_dir)
     settings = ScoreSettings(pll=args.pll, backend=args.backend,
                              device=distributed.rank_device(args.device, ranks),
                              dtype=args.dtype, batch_tokens=args.batch_tokens,
-                             progress=ranks.main)
+                             compile=args.compile, progress=ranks.main)
     references = dict(zip(reference_names(args.reference), args.reference))
     shadows = _shadow_models(args, sets, ranks) if args.shadow_models else []
     table = sets.drop(columns="text")
@@ -305,7 +309,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         "version": __version__, "models": {n: str(p) for n, (_, p) in models_to_score.items()},
         "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
-        "batch_tokens": args.batch_tokens, "bootstrap": args.bootstrap, "seed": args.seed,
+        "batch_tokens": args.batch_tokens, "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
         "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
         "processes": ranks.world, "min_k_fraction": study.MIN_K_FRACTION,
         "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("engine", "minicons")
 CACHE_BLOCK = 2048  # sentences scored between two cache commits
+SCORES_VERSION = "2"  # part of every cache key: raise it when the engine's numbers change
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ScoreSettings:
     device: str = "auto"
     dtype: str = "auto"
     batch_tokens: int = 16384
+    compile: bool = False
     progress: bool = True
 
 
@@ -77,8 +79,9 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
     if settings.backend == "minicons":
         dtype = torch.float32
     models.check_model_dir(path, flag)
-    namespace = "|".join([models.fingerprint(path), settings.backend, settings.pll, str(dtype)]
-                         + ([] if distribution_stats else ["no-stats"]))
+    namespace = "|".join([SCORES_VERSION, models.fingerprint(path), settings.backend, settings.pll,
+                          str(dtype)] + ([] if distribution_stats else ["no-stats"])
+                         + (["compiled"] if settings.compile else []))
     keys = cache.keys(namespace, sentences)
     found = cache.get(keys)
     todo = [i for i, key in enumerate(keys) if key not in found]
@@ -93,7 +96,7 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
         else:
             backend = PLLEngine(model, tokenizer, max_length, settings.pll,
                                 max(settings.batch_tokens, max_length), settings.progress, name,
-                                distribution_stats)
+                                distribution_stats, settings.compile)
         for start in range(0, len(todo), CACHE_BLOCK):
             block = todo[start:start + CACHE_BLOCK]
             results = backend.score([sentences[i] for i in block])

@@ -109,6 +109,18 @@ def test_minicons_backend_gives_the_same_scores(study, scored, tmp_path):
     np.testing.assert_allclose(ours["reference_pll"], theirs["reference_pll"], rtol=1e-4)
 
 
+def test_compiled_engine_scores_apart_in_the_cache_and_agrees(study, scored, tmp_path, caplog):
+    with caplog.at_level(logging.INFO):
+        run_score(study, tmp_path, "--compile", "--no-plot", "--bootstrap", "0")
+    assert "target: 800 sentences to score, 0 from the cache" in caplog.text
+    assert json.loads((tmp_path / "settings.json").read_text())["compile"] is True
+    eager, compiled = pd.read_csv(scored / "scores.csv"), pd.read_csv(tmp_path / "scores.csv")
+    for column in ("target_pll", "reference_pll", "score_min_k_pp"):
+        np.testing.assert_allclose(compiled[column], eager[column], rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="--compile applies to --backend engine only"):
+        run_score(study, tmp_path / "other", "--compile", "--backend", "minicons")
+
+
 def test_config_file_settings_and_flags_winning(study, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("reduction: sum\nbootstrap: 0\nno_plot: true\npll: within_word_l2r\n"
