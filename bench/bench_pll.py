@@ -12,6 +12,10 @@ tokens, with a tail up to 510. minicons scores the sentences up to --minicons-ma
 sentences/s, the ratio, effective TFLOP/s (the FLOPs of n masked copies of n tokens, LM
 head at the masked position), peak memory, and the largest relative differences of
 per-sentence PLLs (engine vs minicons, engine in --dtype vs engine in fp32).
+
+Also timed in the same run: the engine through torch.compile (on by default on a GPU;
+its first pass, which compiles, is timed apart), and the engine at other token budgets
+(--sweep-batch-tokens).
 """
 
 from __future__ import annotations
@@ -96,6 +100,11 @@ def main() -> None:
                         "(default: all of the subset on GPU, 100 on CPU)")
     parser.add_argument("--minicons-batch", type=int, default=8)
     parser.add_argument("--long", type=int, default=8, help="512-token sentences for the memory check")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="also time the engine through torch.compile (auto: on a GPU)")
+    parser.add_argument("--sweep-batch-tokens", type=int, nargs="*", default=None,
+                        help="other token budgets to time the engine at "
+                        "(default on a GPU: 65536 1048576)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -127,6 +136,24 @@ def main() -> None:
         scores32 = engine32.score(sentences) if dtype != torch.float32 else scores
         pll, pll32 = np.array([s.pll for s in scores]), np.array([s.pll for s in scores32])
 
+        compiled = {}
+        if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
+            fast = PLLEngine(model, tokenizer, limit, batch_tokens=batch_tokens, progress=False,
+                             distribution_stats=False, compile=True)
+            _, t_compile, _ = timed(lambda: fast.score(sentences), device)  # compiles
+            fast_scores, t_fast, mem_fast = timed(lambda: fast.score(sentences), device)
+            fast_pll = np.array([s.pll for s in fast_scores])
+            compiled = {"sentences_per_s": args.n / t_fast, "tflops": flops(n_tokens, shape) / t_fast / 1e12,
+                        "peak_gib": mem_fast, "first_pass_s": t_compile,
+                        "max_rel_diff_vs_fp32": float(np.max(np.abs(fast_pll - pll32) / np.abs(pll32)))}
+        sweep = {}
+        for budget in (args.sweep_batch_tokens if args.sweep_batch_tokens is not None
+                       else [65_536, 1_048_576] if device.type == "cuda" else []):
+            other = PLLEngine(model, tokenizer, limit, batch_tokens=budget, progress=False,
+                              distribution_stats=False)
+            _, t_other, mem_other = timed(lambda: other.score(sentences), device)
+            sweep[budget] = {"sentences_per_s": args.n / t_other, "peak_gib": mem_other}
+
         subset = [i for i in np.flatnonzero(n_tokens <= args.minicons_max_tokens)]
         subset = subset[: args.minicons_n or (len(subset) if device.type == "cuda" else 100)]
         small = [sentences[i] for i in subset]
@@ -142,6 +169,10 @@ def main() -> None:
 
         mc, t_minicons, mem_minicons = timed(run_minicons, device)
         _, t_engine_small, _ = timed(lambda: engine.score(small), device)
+        if compiled:
+            _, t_fast_small, _ = timed(lambda: fast.score(small), device)
+            compiled["subset_sentences_per_s"] = len(small) / t_fast_small
+            compiled["subset_ratio"] = t_minicons / t_fast_small
 
         long_sentences = [tokenizer.decode(tokenizer(" ".join(texts[i * 40:(i + 1) * 40]),
                                                       add_special_tokens=False)["input_ids"][:510])
@@ -164,6 +195,8 @@ def main() -> None:
                    "minicons_peak_gib": mem_minicons,
                    "max_rel_diff_engine_vs_minicons": float(np.max(np.abs(pll[subset] - mc) / np.abs(mc)))},
         "max_rel_diff_vs_fp32": float(np.max(np.abs(pll - pll32) / np.abs(pll32))),
+        "compiled": compiled or None,
+        "batch_tokens": batch_tokens, "batch_tokens_sweep": sweep or None,
         "long_512": {"n": args.long, "seconds": t_long, "peak_gib": mem_long},
     }
     print(json.dumps(report, indent=2))
