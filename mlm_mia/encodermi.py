@@ -22,6 +22,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .pll import last_hidden_state
 from .sentences import text_hash
 
 N_VIEWS = 10
@@ -60,7 +61,7 @@ def similarity_features(model: torch.nn.Module, tokenizer, texts: Sequence[str],
                 masked_views(encoded[i], ~np.isin(encoded[i], specials), tokenizer.mask_token_id,
                              n_views, np.random.default_rng([seed, text_hash(texts[i])]))
                 for i in batch])
-            hidden = model.base_model(input_ids=torch.from_numpy(views).to(device)).last_hidden_state
+            hidden = last_hidden_state(model, torch.from_numpy(views).to(device))
             embedded = torch.nn.functional.normalize(hidden.float().mean(1), dim=-1)
             embedded = embedded.view(len(batch), n_views, -1)
             similarity = embedded @ embedded.transpose(1, 2)

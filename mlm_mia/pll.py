@@ -66,6 +66,21 @@ def lm_head_of(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
     return None
 
 
+def last_hidden_state(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """The encoder's last hidden states for unpadded, equal-length ``input_ids``.
+
+    BERT-family models are run as embeddings then encoder with no attention mask, which is
+    exact here since nothing is padded. Through ``base_model()`` they would build an
+    all-ones mask and test it on the host (a device sync per batch) or, when compiled,
+    hand attention a full mask, which keeps it off the flash kernel.
+    """
+    base = model.base_model
+    if isinstance(getattr(base, "embeddings", None), torch.nn.Module) and \
+            isinstance(getattr(base, "encoder", None), torch.nn.Module):
+        return base.encoder(base.embeddings(input_ids=input_ids))[0]
+    return base(input_ids=input_ids).last_hidden_state
+
+
 @dataclass(frozen=True)
 class Bucket:
     """Encoded sentences of one exact length, on the device, and their masked copies.
@@ -164,7 +179,7 @@ class PLLEngine:
         ``distribution_stats``), for equal-length copies."""
         rows = torch.arange(input_ids.size(0), device=input_ids.device)
         if self.head is not None:
-            hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
+            hidden = last_hidden_state(self.model, input_ids)
             logits = self.head(hidden[rows, targets])
         else:
             logits = self.model(input_ids=input_ids).logits[rows, targets]
