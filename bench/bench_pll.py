@@ -111,7 +111,7 @@ def main() -> None:
     device = models.resolve_device(args.device)
     dtype = models.resolve_dtype(args.dtype, device)
     shape = SHAPES[args.shape or ("base" if device.type == "cuda" else "tiny")]
-    batch_tokens = args.batch_tokens or (262_144 if device.type == "cuda" else 16_384)
+    batch_tokens = args.batch_tokens or models.default_batch_tokens(device)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         corpus = synthetic.write_corpus(scratch / "corpus", n_mimic_patients=300, n_n2c2_patients=10)

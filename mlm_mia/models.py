@@ -103,6 +103,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def default_batch_tokens(device: torch.device) -> int:
+    """Tokens per forward pass when none is given: large on a GPU, whose matrix units need
+    big products to be busy; small on a CPU, where it only bounds memory."""
+    return 262_144 if device.type == "cuda" else 16_384
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 on a GPU that supports it, fp32 otherwise."""
     if name == "auto":

@@ -31,6 +31,9 @@ import torch
 from tqdm.auto import tqdm
 
 PLL_METRICS = ("original", "within_word_l2r")
+# copies per forward pass at most, whatever the token budget: bounds the LM head's
+# [copies x vocabulary] fp32 logits (0.8 GB at roberta-base's 50k) for short sentences
+MAX_COPIES = 4096
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ class PLLEngine:
                    disable=not self.progress or None, leave=False)
         outputs = []
         for bucket in buckets:
-            rows = max(1, self.batch_tokens // bucket.ids.size(1))
+            rows = max(1, min(self.batch_tokens // bucket.ids.size(1), MAX_COPIES))
             for start in range(0, bucket.n_copies, rows):
                 stop = min(start + rows, bucket.n_copies)
                 position = bucket.position[start:stop]

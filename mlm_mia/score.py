@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (auto)")
     parser.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help="auto: bf16 on a GPU that supports it, fp32 otherwise")
-    parser.add_argument("--batch-tokens", type=int, default=16384,
-                        help="tokens per forward pass (masked copies x length)")
+    parser.add_argument("--batch-tokens", type=int, default=None,
+                        help="tokens per forward pass (masked copies x length; default 262144 "
+                        "on a GPU, 16384 on the CPU)")
     parser.add_argument("--compile", action="store_true", help="run the engine's forward pass "
                         "through torch.compile (one graph for all shapes; pays off on a GPU)")
     parser.add_argument("--cache-dir", type=Path, default=Path("data") / "cache",
@@ -224,7 +225,8 @@ def _encodermi_features(path: Path, flag: str, texts: list[str], settings: Score
                                              models.resolve_dtype(settings.dtype, device))
     features = encodermi.similarity_features(model, tokenizer, texts,
                                              models.max_sequence_length(model, tokenizer), seed,
-                                             settings.batch_tokens)
+                                             settings.batch_tokens
+                                             or models.default_batch_tokens(device))
     return list(features)
 
 
@@ -238,7 +240,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     if args.target is None or not args.reference:
         raise InputError("give --target MODEL_DIR and at least one --reference MODEL_DIR "
                          "(or --demo)")
-    if args.bootstrap < 0 or args.batch_tokens < 1:
+    if args.bootstrap < 0 or (args.batch_tokens is not None and args.batch_tokens < 1):
         raise InputError("--bootstrap must be >= 0 and --batch-tokens >= 1")
     if args.compile and args.backend != "engine":
         raise InputError("--compile applies to --backend engine only")

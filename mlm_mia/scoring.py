@@ -30,7 +30,7 @@ class ScoreSettings:
     backend: str = "engine"
     device: str = "auto"
     dtype: str = "auto"
-    batch_tokens: int = 16384
+    batch_tokens: int | None = None  # None: models.default_batch_tokens(device)
     compile: bool = False
     progress: bool = True
 
@@ -95,7 +95,8 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
             backend = MiniconsBackend(path, device, settings.pll, max_length, tokenizer)
         else:
             backend = PLLEngine(model, tokenizer, max_length, settings.pll,
-                                max(settings.batch_tokens, max_length), settings.progress, name,
+                                max(settings.batch_tokens or models.default_batch_tokens(device),
+                                    max_length), settings.progress, name,
                                 distribution_stats, settings.compile)
         for start in range(0, len(todo), CACHE_BLOCK):
             block = todo[start:start + CACHE_BLOCK]
