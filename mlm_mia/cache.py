@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .pll import TokenScores
 
 TABLE = "token_scores"
+VECTORS = "vectors"
 
 
 class ScoreCache:
-    """A SQLite table ``key -> (float64 [log-probs; dist. mean; dist. std], truncated flag)``."""
+    """SQLite tables ``key -> (float64 [log-probs; dist. mean; dist. std], truncated flag)``
+    and ``key -> float64 vector`` (other per-sentence features, such as EncoderMI's)."""
 
     def __init__(self, path: str | Path | None):
         self.path = Path(path) if path else None
@@ -30,6 +32,7 @@ class ScoreCache:
             self.db = sqlite3.connect(self.path, timeout=60)
             self.db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
                             "(key BLOB PRIMARY KEY, scores BLOB, truncated INTEGER)")
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {VECTORS} (key BLOB PRIMARY KEY, vector BLOB)")
 
     @staticmethod
     def keys(namespace: str, sentences: Iterable[str]) -> list[bytes]:
@@ -37,27 +40,37 @@ class ScoreCache:
         return [hashlib.blake2b(f"{namespace}\0{s}".encode(), digest_size=16).digest()
                 for s in sentences]
 
-    def get(self, keys: list[bytes]) -> dict[bytes, TokenScores]:
+    def _rows(self, table: str, columns: str, keys: list[bytes]) -> Iterator[tuple]:
         if self.db is None:
-            return {}
-        found = {}
+            return
         for start in range(0, len(keys), 500):
             part = keys[start:start + 500]
-            rows = self.db.execute(
-                f"SELECT key, scores, truncated FROM {TABLE} WHERE key IN ({','.join('?' * len(part))})",
-                part)
-            for key, blob, truncated in rows:
-                logprobs, mean, std = np.frombuffer(blob, dtype=np.float64).reshape(3, -1)
-                found[key] = TokenScores(logprobs, bool(truncated), mean, std)
+            yield from self.db.execute(
+                f"SELECT key, {columns} FROM {table} WHERE key IN ({','.join('?' * len(part))})", part)
+
+    def _write(self, table: str, rows: list[tuple]) -> None:
+        if self.db is not None and rows:
+            with self.db:
+                self.db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({','.join('?' * len(rows[0]))})",
+                                    rows)
+
+    def get(self, keys: list[bytes]) -> dict[bytes, TokenScores]:
+        found = {}
+        for key, blob, truncated in self._rows(TABLE, "scores, truncated", keys):
+            logprobs, mean, std = np.frombuffer(blob, dtype=np.float64).reshape(3, -1)
+            found[key] = TokenScores(logprobs, bool(truncated), mean, std)
         return found
 
     def put(self, items: list[tuple[bytes, TokenScores]]) -> None:
-        if self.db is None:
-            return
-        rows = [(key, np.stack([s.logprobs, s.dist_mean, s.dist_std]).astype(np.float64).tobytes(),
-                 int(s.truncated)) for key, s in items]
-        with self.db:
-            self.db.executemany(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?)", rows)
+        self._write(TABLE, [(key, np.stack([s.logprobs, s.dist_mean, s.dist_std]).astype(np.float64).tobytes(),
+                             int(s.truncated)) for key, s in items])
+
+    def get_vectors(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        return {key: np.frombuffer(blob, dtype=np.float64)
+                for key, blob in self._rows(VECTORS, "vector", keys)}
+
+    def put_vectors(self, items: list[tuple[bytes, np.ndarray]]) -> None:
+        self._write(VECTORS, [(key, np.asarray(v, dtype=np.float64).tobytes()) for key, v in items])
 
     def close(self) -> None:
         if self.db is not None:

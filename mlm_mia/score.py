@@ -17,12 +17,12 @@ import yaml
 import numpy as np
 import pandas as pd
 
-from . import __version__, distributed, encodermi, lira, models, prepare, report, rmia, shadow, study
+from . import __version__, distributed, encodermi, lira, prepare, report, rmia, shadow, study
 from .cache import ScoreCache
 from .errors import InputError
 from .outputs import json_text, staging_dir
 from .pll import PLL_METRICS, TokenScores
-from .scoring import BACKENDS, ScoreSettings, score_sentences
+from .scoring import BACKENDS, ScoreSettings, encodermi_features, score_sentences
 from .sources import note_source
 
 log = logging.getLogger(__name__)
@@ -218,18 +218,6 @@ def _shadow_models(args: argparse.Namespace, sets, ranks: distributed.Ranks
     return result
 
 
-def _encodermi_features(path: Path, flag: str, texts: list[str], settings: ScoreSettings,
-                        seed: int) -> list[np.ndarray]:
-    device = models.resolve_device(settings.device)
-    model, tokenizer = models.load_masked_lm(path, flag, device,
-                                             models.resolve_dtype(settings.dtype, device))
-    features = encodermi.similarity_features(model, tokenizer, texts,
-                                             models.max_sequence_length(model, tokenizer), seed,
-                                             settings.batch_tokens
-                                             or models.default_batch_tokens(device))
-    return list(features)
-
-
 def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     if args.demo:
         if ranks.main:
@@ -279,12 +267,12 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                 table[f"{name}_pll"], table[f"{name}_n_tokens"] = pll, n_tokens
             if name == "target":
                 target = scores
+        features = {name: np.stack(distributed.gather(
+                        mine, list(encodermi_features(path, flag, name, mine_texts, settings, cache,
+                                                      args.seed)), len(texts), ranks))
+                    for name, (flag, path) in models_to_score.items() if name in ("target", "shadow_0")}
     finally:
         cache.close()
-    features = {name: np.stack(distributed.gather(
-                    mine, _encodermi_features(path, flag, mine_texts, settings, args.seed),
-                    len(texts), ranks))
-                for name, (flag, path) in models_to_score.items() if name in ("target", "shadow_0")}
     if not ranks.main:
         return {}
     table = study.attack_columns(table, list(references), args.reduction)

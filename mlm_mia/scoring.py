@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import models
+from . import encodermi, models
 from .cache import ScoreCache
 from .errors import InputError
 from .pll import PLLEngine, TokenScores
@@ -109,3 +109,30 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
         log.warning("%s: %d sentences were longer than the model's limit and were truncated to "
                     "their first tokens (counted in settings.json)", name, n_truncated)
     return scores
+
+
+def encodermi_features(path: Path, flag: str, name: str, sentences: Sequence[str],
+                       settings: ScoreSettings, cache: ScoreCache, seed: int) -> np.ndarray:
+    """``[len(sentences), 45]`` EncoderMI similarity features under the model in ``path``
+    (:func:`encodermi.similarity_features`), cached like the scores."""
+    device = models.resolve_device(settings.device)
+    dtype = models.resolve_dtype(settings.dtype, device)
+    models.check_model_dir(path, flag)
+    namespace = "|".join(["encodermi", SCORES_VERSION, models.fingerprint(path), str(dtype),
+                          str(seed), str(encodermi.N_VIEWS), str(encodermi.MASK_PROBABILITY)])
+    keys = cache.keys(namespace, sentences)
+    found = cache.get_vectors(keys)
+    todo = [i for i, key in enumerate(keys) if key not in found]
+    log.info("%s: EncoderMI features of %d sentences to compute, %d from the cache", name,
+             len(todo), len(keys) - len(todo))
+    if todo:
+        model, tokenizer = models.load_masked_lm(path, flag, device, dtype)
+        max_length = models.max_sequence_length(model, tokenizer)
+        for start in range(0, len(todo), CACHE_BLOCK):
+            block = todo[start:start + CACHE_BLOCK]
+            features = encodermi.similarity_features(
+                model, tokenizer, [sentences[i] for i in block], max_length, seed,
+                settings.batch_tokens or models.default_batch_tokens(device))
+            cache.put_vectors([(keys[i], f) for i, f in zip(block, features)])
+            found.update((keys[i], f) for i, f in zip(block, features))
+    return np.stack([found[key] for key in keys])

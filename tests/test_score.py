@@ -98,6 +98,7 @@ def test_rerun_reads_the_cache_and_gives_identical_scores(study, scored, tmp_pat
     with caplog.at_level(logging.INFO):
         run_score(study, tmp_path, "--no-plot")
     assert "target: 0 sentences to score, 800 from the cache" in caplog.text
+    assert "target: EncoderMI features of 0 sentences to compute, 800 from the cache" in caplog.text
     assert (tmp_path / "scores.csv").read_bytes() == (scored / "scores.csv").read_bytes()
 
 
