@@ -184,11 +184,14 @@ def prepare_demo(args: argparse.Namespace) -> None:
     args.target, args.reference = target, [reference]
 
 
-def _summary(scores: TokenScores) -> dict:
-    """What the report needs of one sentence's token scores (small, for gathering)."""
-    return {"pll": scores.pll, "n_tokens": scores.n_tokens, "truncated": scores.truncated,
-            "min_k": study.min_k_mean(scores.logprobs),
-            "min_k_pp": study.min_k_pp_mean(scores.logprobs, scores.dist_mean, scores.dist_std)}
+def _summary(scores: TokenScores, reference_free: bool) -> dict:
+    """What the report needs of one sentence's token scores (small, for gathering); the
+    reference-free attacks' means only where asked (the target's)."""
+    summary = {"pll": scores.pll, "n_tokens": scores.n_tokens, "truncated": scores.truncated}
+    if reference_free:
+        summary["min_k"] = study.min_k_mean(scores.logprobs)
+        summary["min_k_pp"] = study.min_k_pp_mean(scores.logprobs, scores.dist_mean, scores.dist_std)
+    return summary
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -256,7 +259,8 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
             # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
             scores = score_sentences(path, flag, name, mine_texts, settings, cache,
                                      distribution_stats=name == "target")
-            scores = distributed.gather(mine, [_summary(s) for s in scores], len(texts), ranks)
+            scores = distributed.gather(mine, [_summary(s, name == "target") for s in scores],
+                                        len(texts), ranks)
             truncated[name] = sum(s["truncated"] for s in scores)
             pll = np.array([s["pll"] for s in scores])
             n_tokens = np.array([s["n_tokens"] for s in scores])
