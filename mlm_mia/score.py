@@ -17,7 +17,7 @@ import yaml
 import numpy as np
 import pandas as pd
 
-from . import __version__, distributed, encodermi, lira, prepare, report, rmia, shadow, study
+from . import __version__, distributed, encodermi, lira, models, prepare, report, rmia, shadow, study
 from .cache import ScoreCache
 from .errors import InputError
 from .outputs import json_text, staging_dir
@@ -303,7 +303,9 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         "version": __version__, "models": {n: str(p) for n, (_, p) in models_to_score.items()},
         "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
-        "batch_tokens": args.batch_tokens, "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
+        "batch_tokens": settings.batch_tokens or models.default_batch_tokens(
+            models.resolve_device(settings.device)),
+        "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
         "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
         "processes": ranks.world, "min_k_fraction": study.MIN_K_FRACTION,
         "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,

@@ -114,7 +114,8 @@ def test_compiled_engine_scores_apart_in_the_cache_and_agrees(study, scored, tmp
     with caplog.at_level(logging.INFO):
         run_score(study, tmp_path, "--compile", "--no-plot", "--bootstrap", "0")
     assert "target: 800 sentences to score, 0 from the cache" in caplog.text
-    assert json.loads((tmp_path / "settings.json").read_text())["compile"] is True
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    assert settings["compile"] is True and settings["batch_tokens"] == 16384  # the CPU's default
     eager, compiled = pd.read_csv(scored / "scores.csv"), pd.read_csv(tmp_path / "scores.csv")
     for column in ("target_pll", "reference_pll", "score_min_k_pp"):
         np.testing.assert_allclose(compiled[column], eager[column], rtol=1e-5, atol=1e-5)
