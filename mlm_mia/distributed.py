@@ -56,12 +56,13 @@ def shard(n: int, ranks: Ranks) -> list[int]:
     return list(range(ranks.rank, n, ranks.world))
 
 
-def gather(indices: Sequence[int], values: Sequence[T], n: int, ranks: Ranks) -> list[T]:
-    """Every rank's ``values`` (for its ``indices``) back in input order, on every rank."""
-    if ranks.world == 1:
-        return list(values)
-    parts: list = [None] * ranks.world
-    dist.all_gather_object(parts, (list(indices), list(values)))
+def gather(indices: Sequence[int], values: Sequence[T], n: int, ranks: Ranks) -> list[T | None]:
+    """Every rank's ``values`` (for its ``indices``) back in input order, on every rank;
+    ``None`` at the indices no rank gave."""
+    parts: list = [(indices, values)]
+    if ranks.world > 1:
+        parts = [None] * ranks.world
+        dist.all_gather_object(parts, (list(indices), list(values)))
     result: list = [None] * n
     for part_indices, part_values in parts:
         for i, value in zip(part_indices, part_values):

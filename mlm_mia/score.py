@@ -271,10 +271,17 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                 table[f"{name}_pll"], table[f"{name}_n_tokens"] = pll, n_tokens
             if name == "target":
                 target = scores
-        features = {name: np.stack(distributed.gather(
-                        mine, list(encodermi_features(path, flag, name, mine_texts, settings, cache,
-                                                      args.seed)), len(texts), ranks))
-                    for name, (flag, path) in models_to_score.items() if name in ("target", "shadow_0")}
+        # EncoderMI-V trains on shadow 0's IN/OUT sentences: only those need its features
+        known = np.flatnonzero(sets["set"].isin(shadow.SHADOW_SETS))
+        feature_rows = {"target": np.arange(len(texts))} | ({"shadow_0": known} if shadows else {})
+        features = {}
+        for name, rows in feature_rows.items():
+            flag, path = models_to_score[name]
+            my_rows = np.intersect1d(mine, rows)
+            values = encodermi_features(path, flag, name, [texts[i] for i in my_rows], settings,
+                                        cache, args.seed)
+            gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
+            features[name] = np.stack([gathered[i] for i in rows])
     finally:
         cache.close()
     if not ranks.main:
@@ -292,9 +299,8 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                  args.data_dir)
     table["score_encodermi_t"] = features["target"].mean(1)
     if shadows:
-        known = table["set"].isin(shadow.SHADOW_SETS).to_numpy()  # shadow 0 saw half of them
         table["score_encodermi_v"] = encodermi.vector_classifier_scores(
-            features["shadow_0"][known], table["shadow_0_in"].to_numpy()[known], features["target"])
+            features["shadow_0"], table["shadow_0_in"].to_numpy()[known], features["target"])
     table = table[[c for c in table.columns if c != "memorization"]
                   + (["memorization"] if shadows else [])]
     study.check_scores(table)

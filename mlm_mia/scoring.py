@@ -112,8 +112,8 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
 
 
 def encodermi_features(path: Path, flag: str, name: str, sentences: Sequence[str],
-                       settings: ScoreSettings, cache: ScoreCache, seed: int) -> np.ndarray:
-    """``[len(sentences), 45]`` EncoderMI similarity features under the model in ``path``
+                       settings: ScoreSettings, cache: ScoreCache, seed: int) -> list[np.ndarray]:
+    """Each sentence's EncoderMI similarity features under the model in ``path``
     (:func:`encodermi.similarity_features`), cached like the scores."""
     device = models.resolve_device(settings.device)
     dtype = models.resolve_dtype(settings.dtype, device)
@@ -135,4 +135,4 @@ def encodermi_features(path: Path, flag: str, name: str, sentences: Sequence[str
                 settings.batch_tokens or models.default_batch_tokens(device))
             cache.put_vectors([(keys[i], f) for i, f in zip(block, features)])
             found.update((keys[i], f) for i, f in zip(block, features))
-    return np.stack([found[key] for key in keys])
+    return [found[key] for key in keys]
