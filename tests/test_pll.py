@@ -1,4 +1,4 @@
-import json
+import os
 
 import numpy as np
 import pytest
@@ -16,8 +16,13 @@ SENTENCES = [
 ]
 
 
+# the engine's device; the references (naive loop, minicons) always run on the CPU.
+# MLM_MIA_TEST_DEVICE=cuda runs these tests' engine on a GPU (bench/gpu_session.sh).
+DEVICE = torch.device(os.environ.get("MLM_MIA_TEST_DEVICE", "cpu"))
+
+
 def engine_for(path, **kwargs) -> PLLEngine:
-    model, tokenizer = load_masked_lm(path, "--target", torch.device("cpu"), torch.float32)
+    model, tokenizer = load_masked_lm(path, "--target", DEVICE, torch.float32)
     return PLLEngine(model, tokenizer, max_sequence_length(model, tokenizer), progress=False, **kwargs)
 
 
