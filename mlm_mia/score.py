@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> dict:
         distributed.finish(ranks)
 
 
-def _shadow_models(args: argparse.Namespace, sets, ranks: distributed.Ranks
+def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks
                    ) -> list[tuple[Path, frozenset[str]]]:
     """Shadow models trained by rank 0 (or found ready), for every rank."""
     if args.shadow_models < 2 or args.shadow_epochs < 1:
@@ -238,12 +238,13 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     if not 0 < args.rmia_offline_a <= 1:
         raise InputError("--rmia-offline-a must be in (0, 1]")
     sets = study.load_sets(args.data_dir)
-    settings = ScoreSettings(pll=args.pll, backend=args.backend,
-                             device=distributed.rank_device(args.device, ranks),
-                             dtype=args.dtype, batch_tokens=args.batch_tokens,
+    device = distributed.rank_device(args.device, ranks)
+    settings = ScoreSettings(pll=args.pll, backend=args.backend, device=device, dtype=args.dtype,
+                             batch_tokens=args.batch_tokens or models.default_batch_tokens(
+                                 models.resolve_device(device)),
                              compile=args.compile, progress=ranks.main)
     references = dict(zip(reference_names(args.reference), args.reference))
-    shadows = _shadow_models(args, sets, ranks) if args.shadow_models else []
+    shadows = _shadow_models(args, ranks) if args.shadow_models else []
     table = sets.drop(columns="text")
     texts = sets["text"].tolist()
     mine = distributed.shard(len(texts), ranks)
@@ -309,9 +310,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         "version": __version__, "models": {n: str(p) for n, (_, p) in models_to_score.items()},
         "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
-        "batch_tokens": settings.batch_tokens or models.default_batch_tokens(
-            models.resolve_device(settings.device)),
-        "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
+        "batch_tokens": settings.batch_tokens, "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
         "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
         "processes": ranks.world, "min_k_fraction": study.MIN_K_FRACTION,
         "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ class ScoreSettings:
     backend: str = "engine"
     device: str = "auto"
     dtype: str = "auto"
-    batch_tokens: int | None = None  # None: models.default_batch_tokens(device)
+    batch_tokens: int = 16384
     compile: bool = False
     progress: bool = True
 
@@ -65,6 +65,18 @@ class MiniconsBackend:
         return results
 
 
+def _compute_missing(keys: list[bytes], todo: list[int], found: dict, compute: Callable,
+                     put: Callable) -> None:
+    """Fills ``found`` for ``keys[todo]``: ``compute(block)`` gives the values of a block of
+    indices, each block committed with ``put`` before the next starts (an interrupted
+    run resumes there)."""
+    for start in range(0, len(todo), CACHE_BLOCK):
+        block = todo[start:start + CACHE_BLOCK]
+        items = [(keys[i], value) for i, value in zip(block, compute(block))]
+        put(items)
+        found.update(items)
+
+
 def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
                     settings: ScoreSettings, cache: ScoreCache,
                     distribution_stats: bool = True) -> list[TokenScores]:
@@ -95,14 +107,10 @@ def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
             backend = MiniconsBackend(path, device, settings.pll, max_length, tokenizer)
         else:
             backend = PLLEngine(model, tokenizer, max_length, settings.pll,
-                                max(settings.batch_tokens or models.default_batch_tokens(device),
-                                    max_length), settings.progress, name,
+                                max(settings.batch_tokens, max_length), settings.progress, name,
                                 distribution_stats, settings.compile)
-        for start in range(0, len(todo), CACHE_BLOCK):
-            block = todo[start:start + CACHE_BLOCK]
-            results = backend.score([sentences[i] for i in block])
-            cache.put([(keys[i], r) for i, r in zip(block, results)])
-            found.update((keys[i], r) for i, r in zip(block, results))
+        _compute_missing(keys, todo, found, lambda block: backend.score([sentences[i] for i in block]),
+                         cache.put)
     scores = [found[key] for key in keys]
     n_truncated = sum(s.truncated for s in scores)
     if n_truncated:
@@ -128,11 +136,7 @@ def encodermi_features(path: Path, flag: str, name: str, sentences: Sequence[str
     if todo:
         model, tokenizer = models.load_masked_lm(path, flag, device, dtype)
         max_length = models.max_sequence_length(model, tokenizer)
-        for start in range(0, len(todo), CACHE_BLOCK):
-            block = todo[start:start + CACHE_BLOCK]
-            features = encodermi.similarity_features(
-                model, tokenizer, [sentences[i] for i in block], max_length, seed,
-                settings.batch_tokens or models.default_batch_tokens(device))
-            cache.put_vectors([(keys[i], f) for i, f in zip(block, features)])
-            found.update((keys[i], f) for i, f in zip(block, features))
+        _compute_missing(keys, todo, found, lambda block: encodermi.similarity_features(
+            model, tokenizer, [sentences[i] for i in block], max_length, seed, settings.batch_tokens),
+            cache.put_vectors)
     return [found[key] for key in keys]
