@@ -59,6 +59,13 @@ def load_masked_lm(path: str | Path, flag: str, device: torch.device, dtype: tor
     """Model (eval mode, on ``device`` in ``dtype``) and tokenizer from a local directory."""
     path = check_model_dir(path, flag)
     tokenizer = load_tokenizer(path, flag)
+    return load_model(path, flag, device, dtype, tokenizer), tokenizer
+
+
+def load_model(path: Path, flag: str, device: torch.device, dtype: torch.dtype,
+               tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The masked LM saved in ``path`` (eval mode, on ``device`` in ``dtype``), checked
+    against its ``tokenizer``."""
     try:
         model = AutoModelForMaskedLM.from_pretrained(path, local_files_only=True,
                                                      trust_remote_code=False, dtype=dtype)
@@ -67,7 +74,7 @@ def load_masked_lm(path: str | Path, flag: str, device: torch.device, dtype: tor
     if model.config.vocab_size < len(tokenizer):
         raise InputError(f"{flag} {path}: the tokenizer has {len(tokenizer)} tokens but the "
                          f"model only {model.config.vocab_size}; they do not belong together")
-    return model.to(device).eval(), tokenizer
+    return model.to(device).eval()
 
 
 def max_sequence_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:

@@ -22,7 +22,7 @@ from .cache import ScoreCache
 from .errors import InputError
 from .outputs import json_text, staging_dir
 from .pll import PLL_METRICS, TokenScores
-from .scoring import BACKENDS, ScoreSettings, encodermi_features, score_sentences
+from .scoring import BACKENDS, ModelDir, ScoreSettings, encodermi_features, score_sentences
 from .sources import note_source
 
 log = logging.getLogger(__name__)
@@ -250,15 +250,23 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     mine = distributed.shard(len(texts), ranks)
     mine_texts = [texts[i] for i in mine]
     truncated = {}
+    models_to_score = ({"target": ("--target", args.target)}
+                       | {n: ("--reference", p) for n, p in references.items()}
+                       | {f"shadow_{i}": ("--shadow-models", p) for i, (p, _) in enumerate(shadows)})
+    # every folder checked before any work starts
+    model_dirs = [ModelDir(path, flag, name, settings)
+                  for name, (flag, path) in models_to_score.items()]
+    halves = {f"shadow_{i}": half for i, (_, half) in enumerate(shadows)}
+    # EncoderMI-V trains on shadow 0's IN/OUT sentences: only those need its features
+    known = np.flatnonzero(sets["set"].isin(shadow.SHADOW_SETS))
+    feature_rows = {"target": np.arange(len(texts))} | ({"shadow_0": known} if shadows else {})
+    features = {}
     cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
     try:
-        halves = {f"shadow_{i}": half for i, (_, half) in enumerate(shadows)}
-        models_to_score = ({"target": ("--target", args.target)}
-                           | {n: ("--reference", p) for n, p in references.items()}
-                           | {f"shadow_{i}": ("--shadow-models", p) for i, (p, _) in enumerate(shadows)})
-        for name, (flag, path) in models_to_score.items():
+        for model_dir in model_dirs:  # one model in memory at a time
+            name = model_dir.name
             # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
-            scores = score_sentences(path, flag, name, mine_texts, settings, cache,
+            scores = score_sentences(model_dir, mine_texts, settings, cache,
                                      distribution_stats=name == "target")
             scores = distributed.gather(mine, [_summary(s, name == "target") for s in scores],
                                         len(texts), ranks)
@@ -272,17 +280,13 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                 table[f"{name}_pll"], table[f"{name}_n_tokens"] = pll, n_tokens
             if name == "target":
                 target = scores
-        # EncoderMI-V trains on shadow 0's IN/OUT sentences: only those need its features
-        known = np.flatnonzero(sets["set"].isin(shadow.SHADOW_SETS))
-        feature_rows = {"target": np.arange(len(texts))} | ({"shadow_0": known} if shadows else {})
-        features = {}
-        for name, rows in feature_rows.items():
-            flag, path = models_to_score[name]
-            my_rows = np.intersect1d(mine, rows)
-            values = encodermi_features(path, flag, name, [texts[i] for i in my_rows], settings,
-                                        cache, args.seed)
-            gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
-            features[name] = np.stack([gathered[i] for i in rows])
+            if name in feature_rows:
+                my_rows = np.intersect1d(mine, feature_rows[name])
+                values = encodermi_features(model_dir, [texts[i] for i in my_rows], settings,
+                                            cache, args.seed)
+                gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
+                features[name] = np.stack([gathered[i] for i in feature_rows[name]])
+            model_dir.release()
     finally:
         cache.close()
     if not ranks.main:

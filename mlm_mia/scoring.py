@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from transformers import PreTrainedModel
 
 from . import encodermi, models
 from .cache import ScoreCache
@@ -77,66 +79,85 @@ def _compute_missing(keys: list[bytes], todo: list[int], found: dict, compute: C
         found.update(items)
 
 
-def score_sentences(path: Path, flag: str, name: str, sentences: Sequence[str],
-                    settings: ScoreSettings, cache: ScoreCache,
-                    distribution_stats: bool = True) -> list[TokenScores]:
-    """Per-token log-probabilities of ``sentences`` under the model in ``path`` (with the
+class ModelDir:
+    """One model directory of a run: checked and its tokenizer loaded when made;
+    fingerprinted and its model loaded at most once, when first needed, for its scores and
+    its EncoderMI features alike."""
+
+    def __init__(self, path: Path, flag: str, name: str, settings: ScoreSettings):
+        self.path = models.check_model_dir(path, flag)
+        self.tokenizer = models.load_tokenizer(self.path, flag)
+        self.flag = flag
+        self.name = name
+        self.device = models.resolve_device(settings.device)
+        self.dtype = models.resolve_dtype(settings.dtype, self.device)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return models.fingerprint(self.path)
+
+    @cached_property
+    def loaded(self) -> tuple[PreTrainedModel, int]:
+        """The model (on the device, in the run's dtype) and its input limit in tokens."""
+        model = models.load_model(self.path, self.flag, self.device, self.dtype, self.tokenizer)
+        return model, models.max_sequence_length(model, self.tokenizer)
+
+    def release(self) -> None:
+        """Frees the loaded model, if any (the next use loads it again)."""
+        vars(self).pop("loaded", None)
+
+
+def score_sentences(model_dir: ModelDir, sentences: Sequence[str], settings: ScoreSettings,
+                    cache: ScoreCache, distribution_stats: bool = True) -> list[TokenScores]:
+    """Per-token log-probabilities of ``sentences`` under ``model_dir``'s model (with the
     distribution statistics Min-K%++ needs unless ``distribution_stats`` is false).
 
     Cached results are reused; the rest are scored in blocks, each committed to the
     cache before the next starts.
     """
-    device = models.resolve_device(settings.device)
-    dtype = models.resolve_dtype(settings.dtype, device)
-    if settings.backend == "minicons":
-        dtype = torch.float32
-    models.check_model_dir(path, flag)
-    namespace = "|".join([SCORES_VERSION, models.fingerprint(path), settings.backend, settings.pll,
+    dtype = torch.float32 if settings.backend == "minicons" else model_dir.dtype
+    namespace = "|".join([SCORES_VERSION, model_dir.fingerprint, settings.backend, settings.pll,
                           str(dtype)] + ([] if distribution_stats else ["no-stats"])
                          + (["compiled"] if settings.compile else []))
     keys = cache.keys(namespace, sentences)
     found = cache.get(keys)
     todo = [i for i, key in enumerate(keys) if key not in found]
-    log.info("%s: %d sentences to score, %d from the cache (%s, %s, %s, %s)", name, len(todo),
-             len(keys) - len(todo), settings.backend, settings.pll, device, str(dtype).split(".")[-1])
+    log.info("%s: %d sentences to score, %d from the cache (%s, %s, %s, %s)", model_dir.name,
+             len(todo), len(keys) - len(todo), settings.backend, settings.pll, model_dir.device,
+             str(dtype).split(".")[-1])
     if todo:
-        model, tokenizer = models.load_masked_lm(path, flag, device, dtype)
-        max_length = models.max_sequence_length(model, tokenizer)
+        model, max_length = model_dir.loaded
         if settings.backend == "minicons":
-            del model
-            backend = MiniconsBackend(path, device, settings.pll, max_length, tokenizer)
+            backend = MiniconsBackend(model_dir.path, model_dir.device, settings.pll, max_length,
+                                      model_dir.tokenizer)
         else:
-            backend = PLLEngine(model, tokenizer, max_length, settings.pll,
-                                max(settings.batch_tokens, max_length), settings.progress, name,
-                                distribution_stats, settings.compile)
+            backend = PLLEngine(model, model_dir.tokenizer, max_length, settings.pll,
+                                max(settings.batch_tokens, max_length), settings.progress,
+                                model_dir.name, distribution_stats, settings.compile)
         _compute_missing(keys, todo, found, lambda block: backend.score([sentences[i] for i in block]),
                          cache.put)
     scores = [found[key] for key in keys]
     n_truncated = sum(s.truncated for s in scores)
     if n_truncated:
         log.warning("%s: %d sentences were longer than the model's limit and were truncated to "
-                    "their first tokens (counted in settings.json)", name, n_truncated)
+                    "their first tokens (counted in settings.json)", model_dir.name, n_truncated)
     return scores
 
 
-def encodermi_features(path: Path, flag: str, name: str, sentences: Sequence[str],
-                       settings: ScoreSettings, cache: ScoreCache, seed: int) -> list[np.ndarray]:
-    """Each sentence's EncoderMI similarity features under the model in ``path``
+def encodermi_features(model_dir: ModelDir, sentences: Sequence[str], settings: ScoreSettings,
+                       cache: ScoreCache, seed: int) -> list[np.ndarray]:
+    """Each sentence's EncoderMI similarity features under ``model_dir``'s model
     (:func:`encodermi.similarity_features`), cached like the scores."""
-    device = models.resolve_device(settings.device)
-    dtype = models.resolve_dtype(settings.dtype, device)
-    models.check_model_dir(path, flag)
-    namespace = "|".join(["encodermi", SCORES_VERSION, models.fingerprint(path), str(dtype),
+    namespace = "|".join(["encodermi", SCORES_VERSION, model_dir.fingerprint, str(model_dir.dtype),
                           str(seed), str(encodermi.N_VIEWS), str(encodermi.MASK_PROBABILITY)])
     keys = cache.keys(namespace, sentences)
     found = cache.get_vectors(keys)
     todo = [i for i, key in enumerate(keys) if key not in found]
-    log.info("%s: EncoderMI features of %d sentences to compute, %d from the cache", name,
-             len(todo), len(keys) - len(todo))
+    log.info("%s: EncoderMI features of %d sentences to compute, %d from the cache",
+             model_dir.name, len(todo), len(keys) - len(todo))
     if todo:
-        model, tokenizer = models.load_masked_lm(path, flag, device, dtype)
-        max_length = models.max_sequence_length(model, tokenizer)
+        model, max_length = model_dir.loaded
         _compute_missing(keys, todo, found, lambda block: encodermi.similarity_features(
-            model, tokenizer, [sentences[i] for i in block], max_length, seed, settings.batch_tokens),
+            model, model_dir.tokenizer, [sentences[i] for i in block], max_length, seed, settings.batch_tokens),
             cache.put_vectors)
     return [found[key] for key in keys]

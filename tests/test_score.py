@@ -123,6 +123,24 @@ def test_compiled_engine_scores_apart_in_the_cache_and_agrees(study, scored, tmp
         run_score(study, tmp_path / "other", "--compile", "--backend", "minicons")
 
 
+def test_each_model_folder_is_hashed_and_loaded_once(study, tmp_path, monkeypatch):
+    from mlm_mia import models
+    reads = []
+
+    def counted(function):
+        def wrapper(path, *args):
+            reads.append((function.__name__, Path(path)))
+            return function(path, *args)
+        return wrapper
+
+    monkeypatch.setattr(models, "fingerprint", counted(models.fingerprint))
+    monkeypatch.setattr(models, "load_model", counted(models.load_model))
+    run_score(study, tmp_path, "--no-cache", "--no-plot", "--bootstrap", "0")
+    # the target's scores and its EncoderMI features come from one load
+    assert sorted(reads) == sorted((f, study[m]) for f in ("fingerprint", "load_model")
+                                   for m in ("target", "reference"))
+
+
 def test_config_file_settings_and_flags_winning(study, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("reduction: sum\nbootstrap: 0\nno_plot: true\npll: within_word_l2r\n"
@@ -148,11 +166,13 @@ def script(name: str, *args: str):
                           cwd=ROOT, env={**os.environ})
 
 
-@pytest.mark.parametrize("case", ["hub_name", "no_tokenizer", "no_sets"])
+@pytest.mark.parametrize("case", ["hub_name", "bad_reference", "no_tokenizer", "no_sets"])
 def test_bad_model_or_data_is_a_clear_error(study, tmp_path, case):
-    data, target = str(study["data"]), str(study["target"])
+    data, target, reference = str(study["data"]), str(study["target"]), str(study["reference"])
     if case == "hub_name":
         target, expected = "roberta-base", "not a local directory"
+    elif case == "bad_reference":
+        reference, expected = str(tmp_path), "no config.json"
     elif case == "no_tokenizer":
         broken = tmp_path / "model"
         broken.mkdir()
@@ -162,9 +182,10 @@ def test_bad_model_or_data_is_a_clear_error(study, tmp_path, case):
     else:
         data, expected = str(tmp_path), "needs members.jsonl"
     out = tmp_path / "out"
-    result = script("score_MIA.py", "--target", target, "--reference", str(study["reference"]),
+    result = script("score_MIA.py", "--target", target, "--reference", reference,
                     "--data-dir", data, "--out-dir", str(out), "--no-cache")
     assert result.returncode == 2, result.stderr
+    assert "sentences to score" not in result.stderr  # every folder is checked before any work
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("score_MIA.py: error:") and expected in last
     assert not out.exists() or not any(out.iterdir())
