@@ -109,6 +109,20 @@ def test_batching_and_order_do_not_change_scores(random_roberta, corpus_sentence
         np.testing.assert_allclose(shuffled[i].logprobs, base[j].logprobs, rtol=1e-5, atol=1e-6)
 
 
+def test_copies_per_forward_pass_are_capped(random_roberta):
+    from mlm_mia.pll import MAX_COPIES
+    engine = engine_for(random_roberta, batch_tokens=1_000_000)
+    sentences = [SENTENCES[2]] * 700  # one length: 700 x 12 copies
+    batch_sizes = []
+    engine.model.base_model.embeddings.register_forward_hook(
+        lambda module, args, output: batch_sizes.append(output.size(0)))
+    scores = engine.score(sentences)
+    assert sum(batch_sizes) == 700 * scores[0].n_tokens > MAX_COPIES
+    assert max(batch_sizes) == MAX_COPIES  # the budget alone would allow them all at once
+    np.testing.assert_allclose(scores[-1].logprobs, engine_for(random_roberta).score(SENTENCES[2:3])[0].logprobs,
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_long_sentences_are_truncated_and_flagged(random_roberta):
     engine = engine_for(random_roberta)
     assert engine.max_length == 64
