@@ -204,15 +204,17 @@ def run(args: argparse.Namespace) -> dict:
         distributed.finish(ranks)
 
 
-def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks
+def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks, target: ModelDir
                    ) -> list[tuple[Path, frozenset[str]]]:
-    """Shadow models trained by rank 0 (or found ready), for every rank."""
+    """Shadow models with the target's tokenizer, trained by rank 0 (or found ready), for
+    every rank."""
     if args.shadow_models < 2 or args.shadow_epochs < 1:
         raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
                          "for every sentence), and --shadow-epochs at least 1")
     train = lambda: shadow.train_shadow_models(  # noqa: E731
-        *shadow.population_text(args.data_dir), args.shadow_models, args.target,
-        args.shadow_dir or args.data_dir / "shadow_models", args.shadow_epochs, args.seed)
+        *shadow.population_text(args.data_dir), args.shadow_models, target.tokenizer,
+        target.fingerprint, args.shadow_dir or args.data_dir / "shadow_models",
+        args.shadow_epochs, args.seed)
     if ranks.main:
         result = train()
     distributed.barrier(ranks)
@@ -243,19 +245,18 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                              batch_tokens=args.batch_tokens or models.default_batch_tokens(
                                  models.resolve_device(device)),
                              compile=args.compile, progress=ranks.main)
-    references = dict(zip(reference_names(args.reference), args.reference))
-    shadows = _shadow_models(args, ranks) if args.shadow_models else []
+    references = reference_names(args.reference)
+    # every given folder checked before any work starts
+    model_dirs = [ModelDir(args.target, "--target", "target", settings)] + [
+        ModelDir(path, "--reference", name, settings) for name, path in zip(references, args.reference)]
+    shadows = _shadow_models(args, ranks, model_dirs[0]) if args.shadow_models else []
+    model_dirs += [ModelDir(path, "--shadow-models", f"shadow_{i}", settings)
+                   for i, (path, _) in enumerate(shadows)]
     table = sets.drop(columns="text")
     texts = sets["text"].tolist()
     mine = distributed.shard(len(texts), ranks)
     mine_texts = [texts[i] for i in mine]
     truncated = {}
-    models_to_score = ({"target": ("--target", args.target)}
-                       | {n: ("--reference", p) for n, p in references.items()}
-                       | {f"shadow_{i}": ("--shadow-models", p) for i, (p, _) in enumerate(shadows)})
-    # every folder checked before any work starts
-    model_dirs = [ModelDir(path, flag, name, settings)
-                  for name, (flag, path) in models_to_score.items()]
     halves = {f"shadow_{i}": half for i, (_, half) in enumerate(shadows)}
     # EncoderMI-V trains on shadow 0's IN/OUT sentences: only those need its features
     known = np.flatnonzero(sets["set"].isin(shadow.SHADOW_SETS))
@@ -291,7 +292,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         cache.close()
     if not ranks.main:
         return {}
-    table = study.attack_columns(table, list(references), args.reduction)
+    table = study.attack_columns(table, references, args.reduction)
     table = study.reference_free_columns(
         table, [s["min_k"] for s in target],
         None if args.backend == "minicons" else [s["min_k_pp"] for s in target], texts)
@@ -311,7 +312,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     study.check_scores(table)
     results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
     run_settings = {
-        "version": __version__, "models": {n: str(p) for n, (_, p) in models_to_score.items()},
+        "version": __version__, "models": {d.name: str(d.path) for d in model_dirs},
         "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
         "batch_tokens": settings.batch_tokens, "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from transformers import PreTrainedTokenizerBase
 
-from . import models
 from .errors import InputError
 from .outputs import json_text
 from .sources import note_source
@@ -88,15 +88,16 @@ def _texts_digest(texts: Sequence[str]) -> str:
 
 
 def train_shadow_models(patient_ids: Sequence[str], texts: Sequence[str], n_models: int,
-                        tokenizer_dir: Path, out_dir: Path, epochs: int, seed: int,
-                        shape: TinyShape = TinyShape()) -> list[tuple[Path, frozenset[str]]]:
-    """Train (or reuse) ``n_models`` shadow models on the sentences ``texts`` of the
-    patients ``patient_ids`` (row by row; see :func:`population_text`); returns each
-    model's folder and the patients it saw. Each folder's ``shadow.json`` records what it was trained on, patients included;
-    a folder whose record differs from what would be trained now is trained again."""
-    tokenizer = models.load_tokenizer(models.check_model_dir(tokenizer_dir, "--target"), "--target")
+                        tokenizer: PreTrainedTokenizerBase, tokenizer_fingerprint: str,
+                        out_dir: Path, epochs: int, seed: int, shape: TinyShape = TinyShape()
+                        ) -> list[tuple[Path, frozenset[str]]]:
+    """Train (or reuse) ``n_models`` shadow models with ``tokenizer`` on the sentences
+    ``texts`` of the patients ``patient_ids`` (row by row; see :func:`population_text`);
+    returns each model's folder and the patients it saw. Each folder's ``shadow.json``
+    records what it was trained on, patients included, and ``tokenizer_fingerprint`` (the
+    caller's hash of the folder the tokenizer came from); a folder whose record differs from
+    what would be trained now is trained again."""
     halves = patient_halves(patient_ids, n_models, seed)
-    tokenizer_fingerprint = models.fingerprint(tokenizer_dir)  # hashes the whole folder: once
     result = []
     for i, half in enumerate(halves):
         chosen = [t for p, t in zip(patient_ids, texts) if p in half]

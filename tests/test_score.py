@@ -123,24 +123,6 @@ def test_compiled_engine_scores_apart_in_the_cache_and_agrees(study, scored, tmp
         run_score(study, tmp_path / "other", "--compile", "--backend", "minicons")
 
 
-def test_each_model_folder_is_hashed_and_loaded_once(study, tmp_path, monkeypatch):
-    from mlm_mia import models
-    reads = []
-
-    def counted(function):
-        def wrapper(path, *args):
-            reads.append((function.__name__, Path(path)))
-            return function(path, *args)
-        return wrapper
-
-    monkeypatch.setattr(models, "fingerprint", counted(models.fingerprint))
-    monkeypatch.setattr(models, "load_model", counted(models.load_model))
-    run_score(study, tmp_path, "--no-cache", "--no-plot", "--bootstrap", "0")
-    # the target's scores and its EncoderMI features come from one load
-    assert sorted(reads) == sorted((f, study[m]) for f in ("fingerprint", "load_model")
-                                   for m in ("target", "reference"))
-
-
 def test_config_file_settings_and_flags_winning(study, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("reduction: sum\nbootstrap: 0\nno_plot: true\npll: within_word_l2r\n"
@@ -166,13 +148,17 @@ def script(name: str, *args: str):
                           cwd=ROOT, env={**os.environ})
 
 
-@pytest.mark.parametrize("case", ["hub_name", "bad_reference", "no_tokenizer", "no_sets"])
+@pytest.mark.parametrize("case", ["hub_name", "bad_reference", "bad_reference_with_shadows",
+                                  "no_tokenizer", "no_sets"])
 def test_bad_model_or_data_is_a_clear_error(study, tmp_path, case):
     data, target, reference = str(study["data"]), str(study["target"]), str(study["reference"])
+    extra = []
     if case == "hub_name":
         target, expected = "roberta-base", "not a local directory"
-    elif case == "bad_reference":
+    elif case.startswith("bad_reference"):
         reference, expected = str(tmp_path), "no config.json"
+        if case.endswith("with_shadows"):
+            extra = ["--shadow-models", "2", "--shadow-dir", str(tmp_path / "shadows")]
     elif case == "no_tokenizer":
         broken = tmp_path / "model"
         broken.mkdir()
@@ -183,9 +169,10 @@ def test_bad_model_or_data_is_a_clear_error(study, tmp_path, case):
         data, expected = str(tmp_path), "needs members.jsonl"
     out = tmp_path / "out"
     result = script("score_MIA.py", "--target", target, "--reference", reference,
-                    "--data-dir", data, "--out-dir", str(out), "--no-cache")
+                    "--data-dir", data, "--out-dir", str(out), "--no-cache", *extra)
     assert result.returncode == 2, result.stderr
-    assert "sentences to score" not in result.stderr  # every folder is checked before any work
+    # every folder is checked before any work
+    assert "sentences to score" not in result.stderr and "Training shadow" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("score_MIA.py: error:") and expected in last
     assert not out.exists() or not any(out.iterdir())
@@ -263,6 +250,28 @@ def test_metrics_script_recomputes_the_memorization_report(scored_with_shadows, 
     assert json.loads((tmp_path / "m.json").read_text()) == \
         json.loads((scored_with_shadows / "metrics.json").read_text())
     assert "LiRA with the first K shadow models" in capsys.readouterr().out
+
+
+def test_each_model_folder_is_hashed_and_loaded_once(study, scored_with_shadows, tmp_path,
+                                                     monkeypatch):
+    from mlm_mia import models
+    reads = []
+
+    def counted(function):
+        def wrapper(path, *args):
+            reads.append((function.__name__, Path(path)))
+            return function(path, *args)
+        return wrapper
+
+    monkeypatch.setattr(models, "fingerprint", counted(models.fingerprint))
+    monkeypatch.setattr(models, "load_model", counted(models.load_model))
+    shadow_dir = study["root"] / "shadow_models"  # trained for scored_with_shadows: reused
+    run_score(study, tmp_path, "--shadow-models", "4", "--shadow-epochs", str(EPOCHS),
+              "--shadow-dir", str(shadow_dir), "--no-cache", "--no-plot", "--bootstrap", "0")
+    # the target's hash also keys the shadow models; its scores and EncoderMI features,
+    # like shadow 0's, come from one load
+    folders = [study["target"], study["reference"]] + [shadow_dir / f"shadow_{i:02d}" for i in range(4)]
+    assert sorted(reads) == sorted((f, folder) for f in ("fingerprint", "load_model") for folder in folders)
 
 
 def test_one_shadow_model_is_refused(study, tmp_path):
