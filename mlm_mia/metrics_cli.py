@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import report, study
+from . import columns, evaluation, report
 from .errors import InputError
 from .outputs import json_text, write_text_atomic
+from .sets import SET_NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,12 +36,12 @@ def read_scores(path: Path) -> pd.DataFrame:
     if missing:
         raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected a scores.csv "
                          "written by score_MIA.py")
-    if not study.attack_names(table):
+    if not columns.attack_names(table):
         raise InputError(f"{path}: no score_<attack> columns")
-    unknown = sorted(set(table["set"]) - set(study.SET_NAMES))
+    unknown = sorted(set(table["set"]) - set(SET_NAMES))
     if unknown:
-        raise InputError(f"{path}: unknown set name(s) {unknown}; expected {list(study.SET_NAMES)}")
-    study.check_scores(table)
+        raise InputError(f"{path}: unknown set name(s) {unknown}; expected {list(SET_NAMES)}")
+    evaluation.check_scores(table)
     return table
 
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     table = read_scores(args.scores)
     try:
-        results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
+        results = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed)
     except ValueError as err:
         raise InputError(f"{args.scores}: {err}") from None
     if not results:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from .digests import folder_sha256
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,7 @@ def max_sequence_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
 
 def fingerprint(path: str | Path) -> str:
     """SHA-256 over the names and contents of a model directory's files."""
-    digest = hashlib.sha256()
-    for file in sorted(Path(path).rglob("*")):
-        if file.is_file():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-            with open(file, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 22), b""):
-                    digest.update(block)
-    return digest.hexdigest()
+    return folder_sha256(path)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -39,6 +39,34 @@ def jsonl_text(records: Iterable[dict]) -> str:
 
 
 @contextlib.contextmanager
+def _scratch(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder inside ``parent``, removed on the way out whatever happens."""
+    parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def replaced_dir(folder: str | Path) -> Iterator[Path]:
+    """A scratch folder beside ``folder`` that replaces it, whole, on success.
+
+    Fill the yielded folder; when the block ends without an exception, the old ``folder``
+    (if any) is removed and the scratch folder renamed into its place. On an exception the
+    scratch folder is removed and ``folder`` keeps what it had.
+    """
+    folder = Path(folder)
+    with _scratch(folder.parent, f".{folder.name}-") as scratch:
+        yield scratch
+        scratch.chmod(0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(scratch, folder)
+
+
+@contextlib.contextmanager
 def staging_dir(out_dir: str | Path) -> Iterator[Path]:
     """A scratch folder inside ``out_dir`` whose files are moved into ``out_dir`` on success.
 
@@ -47,17 +75,13 @@ def staging_dir(out_dir: str | Path) -> Iterator[Path]:
     sees a partial file.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    try:
+    with _scratch(out_dir, ".staging-") as stage:
         yield stage
         for item in sorted(stage.iterdir()):
             target = out_dir / item.name
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(item, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -84,6 +84,20 @@ def last_hidden_state(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.
     return base(input_ids=input_ids).last_hidden_state
 
 
+def equal_length_batches(lengths: Sequence[int], batch_tokens: int, copies: int = 1
+                         ) -> Iterator[list[int]]:
+    """Indices of sequences of equal length (shortest first), in batches of at most
+    ``batch_tokens`` tokens when each sequence is run as ``copies`` copies (at least one
+    sequence per batch)."""
+    by_length: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        by_length.setdefault(length, []).append(index)
+    for length, indices in sorted(by_length.items()):
+        per_batch = max(1, batch_tokens // (length * copies))
+        for start in range(0, len(indices), per_batch):
+            yield indices[start:start + per_batch]
+
+
 @dataclass(frozen=True)
 class Bucket:
     """Encoded sentences of one exact length, on the device, and their masked copies.

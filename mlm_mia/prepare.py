@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, sampling, split, synthetic
 from .errors import InputError
-from .outputs import json_text, jsonl_text, staging_dir
+from .outputs import json_text, jsonl_text, replaced_dir, staging_dir
 from .sentences import SPLITTERS, text_hash
+from .sets import SET_NAMES
 from .sources import Source, n2c2_source, note_source, training_text_source
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("members", "non_members", "externals", "population")
 SYNTHETIC_DIR = Path("data") / "synthetic"
 
 
@@ -74,17 +71,9 @@ def ensure_synthetic(folder: Path) -> dict[str, Path]:
     if all(p.exists() for p in files.values()):
         return files
     log.info("Generating the synthetic corpus in %s (first use)", folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=folder.parent))
-    try:
+    with replaced_dir(folder) as scratch:
         corpus = synthetic.write_corpus(scratch)
         split.split_notes([corpus["noteevents"]], scratch / "split", 0.5, seed=0)
-        if folder.exists():
-            shutil.rmtree(folder)
-        scratch.chmod(0o755)
-        os.replace(scratch, folder)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return files
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .metrics import FPR_TARGETS
-from .study import COMPARISONS, MEMORIZATION, PATIENT_COMPARISON, distribution_shift_warnings
+from . import columns
+from .evaluation import COMPARISONS, MEMORIZATION, PATIENT_COMPARISON, distribution_shift_warnings
 
 
 def _pct(value: float) -> str:
@@ -78,7 +79,7 @@ def roc_plot(table: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
-    attacks = [c for c in table.columns if c.startswith("score_")]
+    attacks = columns.attack_names(table)
     panels = [(name, pos, neg) for name, (pos, neg) in COMPARISONS.items()
               if {pos, neg} <= set(table["set"])]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
@@ -86,9 +87,9 @@ def roc_plot(table: pd.DataFrame, path: Path) -> None:
         rows = table[table["set"].isin([pos, neg])]
         y = (rows["set"] == pos).to_numpy(int)
         floor = 1 / max(1, (y == 0).sum()) / 2
-        for column in attacks:
-            fpr, tpr, _ = roc_curve(y, rows[column].to_numpy(float))
-            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=column[len("score_"):])
+        for attack in attacks:
+            fpr, tpr, _ = roc_curve(y, rows[columns.score(attack)].to_numpy(float))
+            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=attack)
         ax.plot([floor, 1], [floor, 1], "k:", linewidth=1, label="chance")
         ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1),
                xlabel="false-positive rate", ylabel="true-positive rate", title=name)

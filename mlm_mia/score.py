@@ -7,9 +7,8 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -17,12 +16,14 @@ import yaml
 import numpy as np
 import pandas as pd
 
-from . import __version__, distributed, encodermi, lira, models, prepare, report, rmia, shadow, study
+from . import __version__, attacks, columns, distributed, evaluation, models, prepare, report, shadow
+from .attacks import ProbeRequest, encodermi, reduce, rmia
 from .cache import ScoreCache
 from .errors import InputError
-from .outputs import json_text, staging_dir
+from .outputs import json_text, replaced_dir, staging_dir
 from .pll import PLL_METRICS, TokenScores
-from .scoring import BACKENDS, ModelDir, ScoreSettings, encodermi_features, score_sentences
+from .scoring import BACKENDS, ModelDir, ScoreSettings, probe_features, score_sentences
+from .sets import load_sets
 from .sources import note_source
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, default=Path("results"), help="output folder (results/)")
     parser.add_argument("--pll", choices=PLL_METRICS, default="original",
                         help="PLL variant, as minicons defines it (original)")
-    parser.add_argument("--reduction", choices=study.REDUCTIONS, default="mean",
+    parser.add_argument("--reduction", choices=attacks.REDUCTIONS, default="mean",
                         help="PLL per scored token (mean) or summed (sum)")
     parser.add_argument("--backend", choices=BACKENDS, default="engine",
                         help="this project's engine, or minicons itself for cross-checks")
@@ -73,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training epochs of each shadow model ({DEMO_EPOCHS})")
     parser.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
                         "reused (DATA_DIR/shadow_models)")
-    parser.add_argument("--rmia-offline-a", type=float, default=rmia.OFFLINE_A,
+    parser.add_argument("--rmia-offline-a", type=float, default=attacks.Settings.rmia_offline_a,
                         help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) / 2 "
-                        f"({rmia.OFFLINE_A}; 1: the plain reference likelihood)")
+                        f"({attacks.Settings.rmia_offline_a}; 1: the plain reference likelihood)")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
@@ -129,13 +130,9 @@ def _train_demo_model(folder: Path, texts: list[str], tokenizer_dir: Path, epoch
     from .train import train_tiny_mlm
     from transformers import RobertaTokenizerFast
 
-    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with replaced_dir(folder) as scratch:
         tokenizer = RobertaTokenizerFast.from_pretrained(tokenizer_dir)
         train_tiny_mlm(texts, scratch, tokenizer, epochs=epochs, seed=DEMO_SEED)
-        os.replace(scratch, folder)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def prepare_demo(args: argparse.Namespace) -> None:
@@ -184,16 +181,6 @@ def prepare_demo(args: argparse.Namespace) -> None:
     args.target, args.reference = target, [reference]
 
 
-def _summary(scores: TokenScores, reference_free: bool) -> dict:
-    """What the report needs of one sentence's token scores (small, for gathering); the
-    reference-free attacks' means only where asked (the target's)."""
-    summary = {"pll": scores.pll, "n_tokens": scores.n_tokens, "truncated": scores.truncated}
-    if reference_free:
-        summary["min_k"] = study.min_k_mean(scores.logprobs)
-        summary["min_k_pp"] = study.min_k_pp_mean(scores.logprobs, scores.dist_mean, scores.dist_std)
-    return summary
-
-
 def run(args: argparse.Namespace) -> dict:
     """The whole scoring step; returns metrics.json's content (empty on ranks other than 0
     under ``torchrun``, which only score their shard)."""
@@ -223,6 +210,67 @@ def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks, target: M
     return result
 
 
+@dataclass
+class Scored:
+    """What the models said about the sentences: the table's model columns, the target's
+    token scores and the probes' features (complete on rank 0 only)."""
+
+    table: pd.DataFrame
+    target_tokens: list[TokenScores]
+    features: dict[tuple[str, str], np.ndarray]
+    truncated: dict[str, int]
+
+
+def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
+                 halves: dict[str, tuple[int, frozenset[str]]],
+                 requests: list[ProbeRequest], settings: ScoreSettings, args: argparse.Namespace,
+                 ranks: distributed.Ranks) -> Scored:
+    """Every model over every sentence (this rank's share), one model in memory at a time:
+    PLLs into the table (shadow models: their reduced score and IN flag), and the probe
+    passes ``requests`` asks for."""
+    table = sets.drop(columns="text")
+    texts = sets["text"].tolist()
+    mine = distributed.shard(len(texts), ranks)
+    mine_texts = [texts[i] for i in mine]
+    result = Scored(table, [], {}, {})
+    cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
+    try:
+        for model_dir in model_dirs:
+            name = model_dir.name
+            # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
+            scores = score_sentences(model_dir, mine_texts, settings, cache,
+                                     distribution_stats=name == columns.TARGET)
+            if name != columns.TARGET:  # only the sums travel
+                scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
+            scores = distributed.gather(mine, scores, len(texts), ranks)
+            if name == columns.TARGET:
+                result.target_tokens = scores
+                scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
+            pll, n_tokens, truncated = (np.array(v) for v in zip(*scores))
+            result.truncated[name] = int(truncated.sum())
+            if name in halves:
+                index, half = halves[name]
+                table[columns.shadow_score(index)] = reduce(pll, n_tokens, args.reduction)
+                table[columns.shadow_in(index)] = sets["patient_id"].isin(half).astype(int)
+            else:
+                table[columns.pll(name)], table[columns.n_tokens(name)] = pll, n_tokens
+            for request in (r for r in requests if r.model == name):
+                rows = np.flatnonzero(sets["set"].isin(request.sets)) if request.sets else np.arange(len(texts))
+                my_rows = np.intersect1d(mine, rows)
+                values = probe_features(model_dir, request.probe, [texts[i] for i in my_rows],
+                                        settings, cache, args.seed)
+                gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
+                if ranks.main:
+                    width = len(gathered[rows[0]]) if len(rows) else 0
+                    full = np.full((len(texts), width), np.nan)
+                    full[rows] = np.stack([gathered[i] for i in rows])
+                    result.features[name, request.probe.name] = full
+            model_dir.release()
+    finally:
+        cache.close()
+    return result
+
+
 def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     if args.demo:
         if ranks.main:
@@ -239,7 +287,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         raise InputError("--compile applies to --backend engine only")
     if not 0 < args.rmia_offline_a <= 1:
         raise InputError("--rmia-offline-a must be in (0, 1]")
-    sets = study.load_sets(args.data_dir)
+    sets = load_sets(args.data_dir)
     device = distributed.rank_device(args.device, ranks)
     settings = ScoreSettings(pll=args.pll, backend=args.backend, device=device, dtype=args.dtype,
                              batch_tokens=args.batch_tokens or models.default_batch_tokens(
@@ -247,92 +295,58 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                              compile=args.compile, progress=ranks.main)
     references = reference_names(args.reference)
     # every given folder checked before any work starts
-    model_dirs = [ModelDir(args.target, "--target", "target", settings)] + [
+    model_dirs = [ModelDir(args.target, "--target", columns.TARGET, settings)] + [
         ModelDir(path, "--reference", name, settings) for name, path in zip(references, args.reference)]
+    available = {"reference"} if references else set()
+    available |= {"shadows"} if args.shadow_models else set()
+    available |= {"population"} if (sets["set"] == "population").any() else set()
+    available |= {"distribution_stats"} if args.backend == "engine" else set()
+    runnable, left_out = attacks.plan(available)
+    for name, why in left_out.items():
+        log.info("Left out %s: it needs %s", name, why)
     shadows = _shadow_models(args, ranks, model_dirs[0]) if args.shadow_models else []
-    model_dirs += [ModelDir(path, "--shadow-models", f"shadow_{i}", settings)
-                   for i, (path, _) in enumerate(shadows)]
-    table = sets.drop(columns="text")
-    texts = sets["text"].tolist()
-    mine = distributed.shard(len(texts), ranks)
-    mine_texts = [texts[i] for i in mine]
-    truncated = {}
-    halves = {f"shadow_{i}": half for i, (_, half) in enumerate(shadows)}
-    # EncoderMI-V trains on shadow 0's IN/OUT sentences: only those need its features
-    known = np.flatnonzero(sets["set"].isin(shadow.SHADOW_SETS))
-    feature_rows = {"target": np.arange(len(texts))} | ({"shadow_0": known} if shadows else {})
-    features = {}
-    cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
-    try:
-        for model_dir in model_dirs:  # one model in memory at a time
-            name = model_dir.name
-            # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
-            scores = score_sentences(model_dir, mine_texts, settings, cache,
-                                     distribution_stats=name == "target")
-            scores = distributed.gather(mine, [_summary(s, name == "target") for s in scores],
-                                        len(texts), ranks)
-            truncated[name] = sum(s["truncated"] for s in scores)
-            pll = np.array([s["pll"] for s in scores])
-            n_tokens = np.array([s["n_tokens"] for s in scores])
-            if name in halves:
-                table[f"{name}_score"] = study.reduce(pd.Series(pll), pd.Series(n_tokens), args.reduction)
-                table[f"{name}_in"] = sets["patient_id"].isin(halves[name]).astype(int)
-            else:
-                table[f"{name}_pll"], table[f"{name}_n_tokens"] = pll, n_tokens
-            if name == "target":
-                target = scores
-            if name in feature_rows:
-                my_rows = np.intersect1d(mine, feature_rows[name])
-                values = encodermi_features(model_dir, [texts[i] for i in my_rows], settings,
-                                            cache, args.seed)
-                gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
-                features[name] = np.stack([gathered[i] for i in feature_rows[name]])
-            model_dir.release()
-    finally:
-        cache.close()
+    halves = {}
+    for i, (path, half) in enumerate(shadows):
+        model_dirs.append(ModelDir(path, "--shadow-models", columns.shadow_name(i), settings))
+        halves[columns.shadow_name(i)] = (i, half)
+    scored = score_models(model_dirs, sets, halves, attacks.probe_requests(runnable), settings,
+                          args, ranks)
     if not ranks.main:
         return {}
-    table = study.attack_columns(table, references, args.reduction)
-    table = study.reference_free_columns(
-        table, [s["min_k"] for s in target],
-        None if args.backend == "minicons" else [s["min_k_pp"] for s in target], texts)
-    if shadows:
-        table = lira.lira_columns(table)
-    if (table["set"] == "population").any():
-        table = rmia.rmia_column(table, args.rmia_offline_a)
-    else:
-        log.info("No population.jsonl in %s: RMIA left out (prepare_data_MIA.py --population N)",
-                 args.data_dir)
-    table["score_encodermi_t"] = features["target"].mean(1)
-    if shadows:
-        table["score_encodermi_v"] = encodermi.vector_classifier_scores(
-            features["shadow_0"], table["shadow_0_in"].to_numpy()[known], features["target"])
-    table = table[[c for c in table.columns if c != "memorization"]
-                  + (["memorization"] if shadows else [])]
-    study.check_scores(table)
-    results = study.compare(table, n_boot=args.bootstrap, seed=args.seed)
+    attack_settings = attacks.Settings(reduction=args.reduction, rmia_offline_a=args.rmia_offline_a,
+                                       seed=args.seed)
+    table = attacks.add_attacks(attacks.Inputs(
+        scored.table, sets["text"].tolist(), references, scored.target_tokens,
+        args.backend == "engine", attack_settings, scored.features), runnable)
+    evaluation.check_scores(table)
+    results = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed)
     run_settings = {
         "version": __version__, "models": {d.name: str(d.path) for d in model_dirs},
         "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
         "batch_tokens": settings.batch_tokens, "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
-        "truncated_sentences": truncated, "n_sentences": sets["set"].value_counts().to_dict(),
-        "processes": ranks.world, "min_k_fraction": study.MIN_K_FRACTION,
+        "truncated_sentences": scored.truncated, "n_sentences": sets["set"].value_counts().to_dict(),
+        "processes": ranks.world, "min_k_fraction": attack_settings.min_k_fraction,
         "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,
                           "patients_seen": [sorted(h) for _, h in shadows]} if shadows else None,
         "encodermi": {"views": encodermi.N_VIEWS, "mask_probability": encodermi.MASK_PROBABILITY},
         "rmia": {"gamma": rmia.GAMMA, "offline_a": None if shadows else args.rmia_offline_a},
     }
+    write_outputs(args, table, results, run_settings)
+    print(report.tables(results), end="")
+    return results
+
+
+def write_outputs(args: argparse.Namespace, table: pd.DataFrame, results: dict, run_settings: dict) -> None:
+    """scores.csv, metrics.json, settings.json and the ROC plot, into the out-dir at once."""
     with staging_dir(args.out_dir) as stage:
         table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats
         (stage / "metrics.json").write_text(json_text(results), encoding="utf-8")
         (stage / "settings.json").write_text(json_text(run_settings), encoding="utf-8")
         if not args.no_plot:
             report.roc_plot(table, stage / "roc.png")
-    print(report.tables(results), end="")
     log.info("Wrote scores.csv, metrics.json, settings.json%s to %s",
              "" if args.no_plot else ", roc.png", args.out_dir)
-    return results
 
 
 def main(argv: list[str] | None = None) -> int:

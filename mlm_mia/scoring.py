@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from . import encodermi, models
+from . import models
+from .attacks import Probe
 from .cache import ScoreCache
 from .errors import InputError
 from .pll import PLLEngine, TokenScores
@@ -144,20 +145,19 @@ def score_sentences(model_dir: ModelDir, sentences: Sequence[str], settings: Sco
     return scores
 
 
-def encodermi_features(model_dir: ModelDir, sentences: Sequence[str], settings: ScoreSettings,
-                       cache: ScoreCache, seed: int) -> list[np.ndarray]:
-    """Each sentence's EncoderMI similarity features under ``model_dir``'s model
-    (:func:`encodermi.similarity_features`), cached like the scores."""
-    namespace = "|".join(["encodermi", SCORES_VERSION, model_dir.fingerprint, str(model_dir.dtype),
-                          str(seed), str(encodermi.N_VIEWS), str(encodermi.MASK_PROBABILITY)])
+def probe_features(model_dir: ModelDir, probe: Probe, sentences: Sequence[str],
+                   settings: ScoreSettings, cache: ScoreCache, seed: int) -> list[np.ndarray]:
+    """Each sentence's ``probe`` values under ``model_dir``'s model, cached like the scores."""
+    namespace = "|".join([probe.name, SCORES_VERSION, model_dir.fingerprint, str(model_dir.dtype),
+                          str(seed), probe.key])
     keys = cache.keys(namespace, sentences)
     found = cache.get_vectors(keys)
     todo = [i for i, key in enumerate(keys) if key not in found]
-    log.info("%s: EncoderMI features of %d sentences to compute, %d from the cache",
-             model_dir.name, len(todo), len(keys) - len(todo))
+    log.info("%s: %s features of %d sentences to compute, %d from the cache", model_dir.name,
+             probe.name, len(todo), len(keys) - len(todo))
     if todo:
         model, max_length = model_dir.loaded
-        _compute_missing(keys, todo, found, lambda block: encodermi.similarity_features(
-            model, model_dir.tokenizer, [sentences[i] for i in block], max_length, seed, settings.batch_tokens),
-            cache.put_vectors)
+        _compute_missing(keys, todo, found, lambda block: probe.compute(
+            model, model_dir.tokenizer, [sentences[i] for i in block], max_length, seed,
+            settings.batch_tokens), cache.put_vectors)
     return [found[key] for key in keys]

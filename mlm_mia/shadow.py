@@ -9,12 +9,8 @@ of models asked for, so a study with 8 models reuses the 4 of an earlier one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -23,14 +19,15 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from .errors import InputError
-from .outputs import json_text
+from .digests import texts_sha256
+from .outputs import json_text, replaced_dir
+from .sets import SHADOW_SETS
 from .sources import note_source
 from .train import TinyShape, train_tiny_mlm
 
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "shadow.json"
-SHADOW_SETS = ("members", "non_members", "population")  # the shadow models' patients
 
 
 def patient_halves(patients: Sequence[str], n_models: int, seed: int) -> list[frozenset[str]]:
@@ -80,13 +77,6 @@ def population_text(data_dir: Path) -> tuple[list[str], list[str]]:
     return ids, texts
 
 
-def _texts_digest(texts: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8") + b"\0")
-    return digest.hexdigest()
-
-
 def train_shadow_models(patient_ids: Sequence[str], texts: Sequence[str], n_models: int,
                         tokenizer: PreTrainedTokenizerBase, tokenizer_fingerprint: str,
                         out_dir: Path, epochs: int, seed: int, shape: TinyShape = TinyShape()
@@ -104,22 +94,15 @@ def train_shadow_models(patient_ids: Sequence[str], texts: Sequence[str], n_mode
         init_seed = int(np.random.default_rng([seed, i, 1]).integers(2**31))
         record = {"index": i, "seed": seed, "init_seed": init_seed, "epochs": epochs,
                   "shape": asdict(shape), "tokenizer": tokenizer_fingerprint,
-                  "n_sentences": len(chosen), "texts_sha256": _texts_digest(chosen),
+                  "n_sentences": len(chosen), "texts_sha256": texts_sha256(chosen),
                   "patients": sorted(half)}
         folder = out_dir / f"shadow_{i:02d}"
         record_file = folder / RECORD_FILE
         if not (record_file.exists() and json.loads(record_file.read_text(encoding="utf-8")) == record):
             log.info("Training shadow model %d/%d on %d sentences of %d patients (%d epochs)",
                      i + 1, n_models, len(chosen), len(half), epochs)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=f".shadow_{i:02d}-", dir=out_dir))
-            try:
+            with replaced_dir(folder) as scratch:
                 train_tiny_mlm(chosen, scratch, tokenizer, epochs=epochs, seed=init_seed, shape=shape)
                 (scratch / RECORD_FILE).write_text(json_text(record), encoding="utf-8")
-                if folder.exists():
-                    shutil.rmtree(folder)
-                os.replace(scratch, folder)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
         result.append((folder, half))
     return result

@@ -4,12 +4,12 @@ streaming each input's cleaned sentences with the right splitter."""
 from __future__ import annotations
 
 import glob
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Container, Iterator
 
 from . import csv_notes, n2c2
+from .digests import file_sha256
 from .errors import InputError
 from .notes import Note
 from .sentences import clean_sentences
@@ -91,7 +91,7 @@ class Source:
     def fingerprint(self) -> dict[str, str]:
         """SHA-256 of every input file (of every file under an n2c2 folder)."""
         files = [f for p in self.paths for f in (sorted(p.rglob("*")) if p.is_dir() else [p])]
-        return {str(f): _sha256(f) for f in files if f.is_file()}
+        return {str(f): file_sha256(f) for f in files if f.is_file()}
 
 
 def _text_lines(path: Path) -> Iterator[str]:
@@ -102,14 +102,6 @@ def _text_lines(path: Path) -> Iterator[str]:
         raise InputError(f"{path}: file not found") from None
     except UnicodeDecodeError as err:
         raise csv_notes.not_utf8(path, err) from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def note_source(spec: str, flag: str, splitter: str | None) -> Source:

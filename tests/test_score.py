@@ -57,7 +57,8 @@ def test_outputs_and_scores_file_columns(scored):
     assert list(table.columns) == ["set", "id", "patient_id", "target_pll", "target_n_tokens",
                                    "reference_pll", "reference_n_tokens", "score_loss",
                                    "score_ratio", "score_reference_only", "score_min_k",
-                                   "score_min_k_pp", "score_zlib", "score_rmia", "score_encodermi_t"]
+                                   "score_min_k_pp", "score_zlib", "score_rmia", "score_encodermi_t",
+                                   "score_masked_loss"]
     assert table["set"].value_counts().to_dict() == {"members": 200, "non_members": 200,
                                                      "externals": 200, "population": 200}
     loss = table["target_pll"] / table["target_n_tokens"]
@@ -98,7 +99,7 @@ def test_rerun_reads_the_cache_and_gives_identical_scores(study, scored, tmp_pat
     with caplog.at_level(logging.INFO):
         run_score(study, tmp_path, "--no-plot")
     assert "target: 0 sentences to score, 800 from the cache" in caplog.text
-    assert "target: EncoderMI features of 0 sentences to compute, 800 from the cache" in caplog.text
+    assert "target: encodermi features of 0 sentences to compute, 800 from the cache" in caplog.text
     assert (tmp_path / "scores.csv").read_bytes() == (scored / "scores.csv").read_bytes()
 
 

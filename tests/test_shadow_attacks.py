@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from mlm_mia import encodermi, lira, rmia, shadow
+from mlm_mia import evaluation, shadow
+from mlm_mia.attacks import encodermi, lira, rmia
 from mlm_mia.metrics import auc
 
 
@@ -50,27 +51,27 @@ def test_lira_online_by_hand_with_a_global_variance():
     mu_out = np.array([shadows[i, ~inside[i]].mean() for i in range(len(target))])
     sd = shadows.std()  # one variance for both sides
     expected = norm.logpdf(target, mu_in, sd) - norm.logpdf(target, mu_out, sd)
-    np.testing.assert_allclose(lira.lira_online(target, shadows, inside), expected)
-    np.testing.assert_allclose(lira.lira_offline(target, shadows, inside), (target - mu_out) / sd)
+    np.testing.assert_allclose(lira.online(target, shadows, inside), expected)
+    np.testing.assert_allclose(lira.offline(target, shadows, inside), (target - mu_out) / sd)
 
 
 def test_lira_separates_members_and_beats_the_loss_attack():
     target, shadows, inside, member, _ = simulated(k=16)  # per-sentence variances from 16 on
     loss_auc = auc(member, target)
-    assert auc(member, lira.lira_online(target, shadows, inside)) > max(0.9, loss_auc + 0.25)
-    assert auc(member, lira.lira_offline(target, shadows, inside)) > loss_auc + 0.2
+    assert auc(member, lira.online(target, shadows, inside)) > max(0.9, loss_auc + 0.25)
+    assert auc(member, lira.offline(target, shadows, inside)) > loss_auc + 0.2
 
 
 def test_sentences_no_shadow_model_saw_get_finite_scores_with_many_models():
     target, shadows, inside, member, _ = simulated(k=16)
     inside[:20] = False  # like the externals: OUT of every shadow model
-    for attack in (lira.lira_online, lira.lira_offline):
+    for attack in (lira.online, lira.offline):
         assert np.isfinite(attack(target, shadows, inside)).all()
 
 
 def test_one_shadow_model_falls_back_on_the_average_gap():
     target, shadows, inside, member, _ = simulated(k=2)
-    one = lira.lira_offline(target, shadows[:, :1], inside[:, :1])
+    one = lira.offline(target, shadows[:, :1], inside[:, :1])
     assert np.isfinite(one).all() and auc(member, one) > 0.75
     with pytest.raises(ValueError, match="one side"):
         lira.memorization(shadows[:, :1], np.ones((len(target), 1), bool))
@@ -81,8 +82,10 @@ def test_memorization_report_by_quartile_and_number_of_models():
     table = pd.DataFrame({"set": np.where(member, "members", "non_members"), "score_loss": target})
     for i in range(8):
         table[f"shadow_{i}_score"], table[f"shadow_{i}_in"] = shadows[:, i], inside[:, i].astype(int)
-    table = lira.lira_columns(table)
-    report = lira.memorization_report(table)
+    table["score_lira_online"] = lira.online(target, shadows, inside)
+    table["score_lira_offline"] = lira.offline(target, shadows, inside)
+    table["memorization"] = lira.memorization(shadows, inside)
+    report = evaluation.memorization_report(table)
     assert list(report["by_shadow_models"]) == ["1", "2", "4", "8"]
     assert set(report["by_quartile"]) == {"loss", "lira_online", "lira_offline"}
     quartiles = report["by_quartile"]["lira_online"]

@@ -1,4 +1,5 @@
-"""EncoderMI (Liu et al., CCS 2021) for a text encoder: an encoder embeds augmented views
+"""EncoderMI (Liu et al. 2021, "EncoderMI: membership inference against pre-trained
+encoders in contrastive learning") for a text encoder: an encoder embeds augmented views
 of its training inputs more alike than views of other inputs.
 
 Each sentence gets ``n`` seeded views by random masking (each non-special token replaced
@@ -16,14 +17,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from .pll import last_hidden_state
-from .sentences import text_hash
+from .. import columns
+from ..sentences import text_hash
+from ..sets import SHADOW_SETS
+from .base import Inputs, Probe
 
 N_VIEWS = 10
 MASK_PROBABILITY = 0.15
@@ -38,25 +36,23 @@ def masked_views(ids: Sequence[int], maskable: np.ndarray, mask_id: int, n_views
     return views
 
 
-@torch.inference_mode()
-def similarity_features(model: torch.nn.Module, tokenizer, texts: Sequence[str], max_length: int,
+def similarity_features(model, tokenizer, texts: Sequence[str], max_length: int,
                         seed: int = 0, batch_tokens: int = 16384, n_views: int = N_VIEWS) -> np.ndarray:
     """``[len(texts), n(n-1)/2]`` sorted pairwise cosine similarities of each text's views.
 
     A text's views depend only on ``seed`` and the text, not on its batch or position.
     """
+    import torch
+
+    from ..pll import equal_length_batches, last_hidden_state
+
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     specials = np.array(sorted(set(tokenizer.all_special_ids)))
     device = next(model.parameters()).device
     pairs = torch.triu_indices(n_views, n_views, offset=1)
     features = np.empty((len(texts), pairs.size(1)))
-    by_length: dict[int, list[int]] = {}
-    for index, ids in enumerate(encoded):
-        by_length.setdefault(len(ids), []).append(index)
-    for length, indices in sorted(by_length.items()):
-        per_batch = max(1, batch_tokens // (length * n_views))
-        for start in range(0, len(indices), per_batch):
-            batch = indices[start:start + per_batch]
+    with torch.inference_mode():
+        for batch in equal_length_batches([len(ids) for ids in encoded], batch_tokens, n_views):
             views = np.concatenate([
                 masked_views(encoded[i], ~np.isin(encoded[i], specials), tokenizer.mask_token_id,
                              n_views, np.random.default_rng([seed, text_hash(texts[i])]))
@@ -78,6 +74,11 @@ def vector_classifier_scores(shadow_features: np.ndarray, shadow_in: np.ndarray,
     The 45 sorted similarities are strongly correlated, so the regularisation is chosen
     by 5-fold cross-validated AUC on the shadow's sentences (unregularised, it overfits).
     """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     labels = np.asarray(shadow_in, dtype=int)
     if np.unique(labels).size < 2:
         raise ValueError("the shadow model's sentences must include IN and OUT ones")
@@ -85,3 +86,19 @@ def vector_classifier_scores(shadow_features: np.ndarray, shadow_in: np.ndarray,
                           {"logisticregression__C": np.logspace(-4, 2, 7)}, cv=5, scoring="roc_auc")
     search.fit(shadow_features, labels)
     return search.decision_function(target_features)
+
+
+PROBE = Probe("encodermi", f"views={N_VIEWS}|mask={MASK_PROBABILITY}", similarity_features)
+
+
+def encodermi_t(inputs: Inputs) -> np.ndarray:
+    """EncoderMI-T: the mean similarity of the target's views."""
+    return inputs.features["target", PROBE.name].mean(1)
+
+
+def encodermi_v(inputs: Inputs) -> np.ndarray:
+    """EncoderMI-V: the classifier trained on shadow model 0's IN and OUT sentences."""
+    known = np.flatnonzero(inputs.in_set(*SHADOW_SETS))
+    return vector_classifier_scores(inputs.features["shadow_0", PROBE.name][known],
+                                    inputs.table[columns.shadow_in(0)].to_numpy()[known],
+                                    inputs.features["target", PROBE.name])

@@ -1,0 +1,108 @@
+"""Every attack, in one registry.
+
+An attack is a function of :class:`Inputs` (the run's per-sentence table, the target's
+token log-probs, probe features) returning its scores, higher = more likely a member: one
+array, or ``{column name: array}`` for an attack with a column per reference model. Its
+registry entry says what it needs (a reference model, shadow models, a population, the
+distribution statistics, model passes beyond the PLL) and whether it is a blind baseline.
+Adding an attack is its function and one entry here: the scores file, metrics.json, the
+tables, the plots and metrics.py pick it up from the ``score_<name>`` column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import columns
+from ..sets import SHADOW_SETS
+from . import encodermi, lira, masked_loss, reference, rmia, tokens
+from .base import REDUCTIONS, Inputs, Probe, ProbeRequest, Settings, reduce
+
+__all__ = ["REDUCTIONS", "REGISTRY", "Attack", "Inputs", "Probe", "ProbeRequest", "Settings",
+           "add_attacks", "is_blind", "plan", "probe_requests", "reduce"]
+
+# what each requirement is and how a run gets it (for the "left out" message)
+REQUIREMENTS = {
+    "reference": "a reference model (--reference MODEL_DIR)",
+    "shadows": "shadow models (--shadow-models K)",
+    "population": "a population set (prepare_data_MIA.py --population N)",
+    "distribution_stats": "the distribution statistics of the engine backend (minicons gives none)",
+}
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    compute: Callable[[Inputs], np.ndarray | dict[str, np.ndarray]]
+    # each item a requirement, or alternatives joined by "|" (any one will do)
+    needs: frozenset[str] = frozenset()
+    blind: bool = False  # never sees the target: measures how far the sets differ
+    probes: tuple[ProbeRequest, ...] = ()
+    per_reference: bool = False  # a column per reference: <name>, or <name>_<reference>
+
+
+REGISTRY: tuple[Attack, ...] = (
+    Attack("loss", reference.loss),
+    Attack("ratio", reference.ratio, frozenset({"reference"}), per_reference=True),
+    Attack("reference_only", reference.reference_only, frozenset({"reference"}), blind=True,
+           per_reference=True),
+    Attack("min_k", tokens.min_k),
+    Attack("min_k_pp", tokens.min_k_pp, frozenset({"distribution_stats"})),
+    Attack("zlib", tokens.zlib),
+    Attack("lira_online", lira.lira_online, frozenset({"shadows"})),
+    Attack("lira_offline", lira.lira_offline, frozenset({"shadows"})),
+    Attack("rmia", rmia.rmia, frozenset({"population", "reference|shadows"})),
+    Attack("encodermi_t", encodermi.encodermi_t,
+           probes=(ProbeRequest("target", encodermi.PROBE),)),
+    Attack("encodermi_v", encodermi.encodermi_v, frozenset({"shadows"}),
+           probes=(ProbeRequest("target", encodermi.PROBE),
+                   ProbeRequest(columns.shadow_name(0), encodermi.PROBE, SHADOW_SETS))),
+    Attack("masked_loss", masked_loss.masked_loss,
+           probes=(ProbeRequest("target", masked_loss.PROBE),)),
+)
+
+
+def plan(available: set[str]) -> tuple[list[Attack], dict[str, str]]:
+    """The attacks a run with ``available`` requirements can compute, and the others with
+    what each lacks."""
+    runnable, left_out = [], {}
+    for attack in REGISTRY:
+        missing = [need for need in sorted(attack.needs)
+                   if not set(need.split("|")) & available]
+        if missing:
+            left_out[attack.name] = " and ".join(
+                " or ".join(REQUIREMENTS[n] for n in need.split("|")) for need in missing)
+        else:
+            runnable.append(attack)
+    return runnable, left_out
+
+
+def probe_requests(attacks: list[Attack]) -> list[ProbeRequest]:
+    """The probe passes ``attacks`` need, each once."""
+    return list(dict.fromkeys(request for attack in attacks for request in attack.probes))
+
+
+def add_attacks(inputs: Inputs, attacks: list[Attack]) -> pd.DataFrame:
+    """``inputs.table`` with a ``score_<name>`` column per attack (in registry order) and,
+    with shadow models, the ``memorization`` column."""
+    table = inputs.table.copy()
+    for attack in attacks:
+        values = attack.compute(inputs)
+        for name, column in (values if isinstance(values, dict) else {attack.name: values}).items():
+            table[columns.score(name)] = np.asarray(column, dtype=float)
+    if inputs.shadows:
+        table[columns.MEMORIZATION] = lira.memorization(*lira.shadow_arrays(table))
+    return table
+
+
+def is_blind(name: str) -> bool:
+    """Whether the score column of attack ``name`` (``ratio_<reference>`` included) is a
+    blind baseline."""
+    for attack in REGISTRY:
+        if name == attack.name or (attack.per_reference and name.startswith(attack.name + "_")):
+            return attack.blind
+    return False

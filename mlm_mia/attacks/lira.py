@@ -1,0 +1,107 @@
+"""Likelihood-ratio attacks from shadow models (LiRA: Carlini et al. 2022, "Membership
+inference attacks from first principles") and per-sentence memorization (Choi et al.
+2023, "Why train more? Effective and efficient membership inference via memorization").
+
+Inputs are one row per sentence: the target's statistic ``s`` (higher = more likely a
+member; the target's reduced PLL), each shadow model's statistic of the same sentence and
+whether that shadow model trained on it (IN) or not (OUT).
+
+- ``lira_online``: Gaussians fitted to the IN and the OUT statistics; the log-likelihood
+  ratio of ``s``.
+- ``lira_offline``: the one-sided test under OUT alone, ``(s - mu_out) / sd_out``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import columns
+from .base import Inputs
+from .reference import loss
+
+# With fewer shadow models than this, per-sentence variances are too noisy: one global
+# variance, shared by IN and OUT (Carlini et al.'s fixed variance), is used instead.
+GLOBAL_VARIANCE_BELOW = 16
+
+
+def shadow_arrays(table: pd.DataFrame, n_models: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, K]`` shadow statistics and IN flags from the shadow columns (the first
+    ``n_models`` models, all by default)."""
+    indices = columns.shadow_indices(table)[:n_models]
+    scores = np.column_stack([table[columns.shadow_score(i)].to_numpy(float) for i in indices])
+    inside = np.column_stack([table[columns.shadow_in(i)].to_numpy(int) for i in indices]).astype(bool)
+    return scores, inside
+
+
+def _side_means(scores: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sentence mean score under IN and under OUT models. A sentence with no model on
+    one side (one model only, say) takes its other side's mean shifted by the average
+    IN - OUT gap over all scores: halves are random, so that gap is unbiased."""
+    with np.errstate(invalid="ignore"):
+        n_in, n_out = inside.sum(1), (~inside).sum(1)
+        mu_in = np.where(inside, scores, 0).sum(1) / np.where(n_in > 0, n_in, np.nan)
+        mu_out = np.where(~inside, scores, 0).sum(1) / np.where(n_out > 0, n_out, np.nan)
+    if not inside.any() or inside.all():
+        raise ValueError("every shadow score is on one side (IN or OUT); train at least one "
+                         "model on each half of the patients")
+    gap = scores[inside].mean() - scores[~inside].mean()
+    return np.where(n_in > 0, mu_in, mu_out + gap), np.where(n_out > 0, mu_out, mu_in - gap)
+
+
+def _side_stds(scores: np.ndarray, inside: np.ndarray, mu_in: np.ndarray, mu_out: np.ndarray
+               ) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """Per-sentence standard deviations (IN, OUT), or with few models one global value for
+    both: the spread of all shadow scores. Shared, it cancels from the ranking of both
+    tests, which then rest on the means alone. With many models, a sentence with fewer
+    than two scores on a side (the externals, IN for none) takes the global value there."""
+    spread = float(scores.std())
+    if scores.shape[1] < GLOBAL_VARIANCE_BELOW:
+        return spread, spread
+
+    def side(mask: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        count = mask.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt((np.where(mask, scores - mu[:, None], 0) ** 2).sum(1) / count)
+        return np.where(count >= 2, std, spread)
+
+    return side(inside, mu_in), side(~inside, mu_out)
+
+
+def memorization(scores: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Per sentence E[score | IN] - E[score | OUT] over the shadow models."""
+    mu_in, mu_out = _side_means(scores, inside)
+    return mu_in - mu_out
+
+
+def online(target: np.ndarray, scores: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """log N(s; mu_in, sd_in) - log N(s; mu_out, sd_out) for each sentence's target score."""
+    from scipy.stats import norm
+
+    mu_in, mu_out = _side_means(scores, inside)
+    sd_in, sd_out = _side_stds(scores, inside, mu_in, mu_out)
+    tiny = 1e-12
+    return (norm.logpdf(target, mu_in, np.maximum(sd_in, tiny))
+            - norm.logpdf(target, mu_out, np.maximum(sd_out, tiny)))
+
+
+def offline(target: np.ndarray, scores: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The one-sided test under OUT alone: (s - mu_out) / sd_out, of which the p-value
+    ``Phi`` Carlini et al. report is a monotone function (same ROC, no saturation)."""
+    mu_in, mu_out = _side_means(scores, inside)
+    _, sd_out = _side_stds(scores, inside, mu_in, mu_out)
+    return (target - mu_out) / np.maximum(sd_out, 1e-12)
+
+
+def target_statistic(table: pd.DataFrame) -> np.ndarray:
+    """The target's LiRA statistic: the loss attack's score, the statistic the shadow
+    columns hold for the shadow models."""
+    return table[columns.score("loss")].to_numpy(float)
+
+
+def lira_online(inputs: Inputs) -> np.ndarray:
+    return online(loss(inputs), *shadow_arrays(inputs.table))
+
+
+def lira_offline(inputs: Inputs) -> np.ndarray:
+    return offline(loss(inputs), *shadow_arrays(inputs.table))

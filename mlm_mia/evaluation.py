@@ -1,0 +1,119 @@
+"""From the score table to ``metrics.json``: every attack on every comparison of the sets,
+at sentence and patient level, and the report by memorization when there are shadow
+models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import columns, metrics
+from .attacks import is_blind, lira
+from .errors import InputError
+
+COMPARISONS = {
+    "members_vs_non_members": ("members", "non_members"),
+    "members_vs_externals": ("members", "externals"),
+}
+PATIENT_COMPARISON = "patient_members_vs_non_members"
+MEMORIZATION = "by_memorization"  # metrics.json key of memorization_report
+# |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
+BLIND_BASELINE_MARGIN = 0.1
+SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
+
+
+def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """``metrics.json``: every attack on every comparison whose sets are present."""
+    result = {}
+    attacks = columns.attack_names(table)
+    for comparison, (positive, negative) in COMPARISONS.items():
+        rows = table[table["set"].isin([positive, negative])]
+        if not {positive, negative} <= set(rows["set"]):
+            continue
+        y = (rows["set"] == positive).to_numpy(int)
+        result[comparison] = {
+            attack: metrics.evaluate(y, rows[columns.score(attack)].to_numpy(float),
+                                     rows["patient_id"].to_numpy(), n_boot, seed)
+            for attack in attacks}
+    rows = table[table["set"].isin(["members", "non_members"])]
+    if {"members", "non_members"} <= set(rows["set"]):
+        per_patient = rows.groupby(["set", "patient_id"], sort=True)[
+            [columns.score(a) for a in attacks]].mean().reset_index()
+        y = (per_patient["set"] == "members").to_numpy(int)
+        result[PATIENT_COMPARISON] = {
+            attack: metrics.evaluate(y, per_patient[columns.score(attack)].to_numpy(float),
+                                     per_patient["patient_id"].to_numpy(), n_boot, seed)
+            for attack in attacks}
+    if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
+        result[MEMORIZATION] = memorization_report(table)
+    return result
+
+
+def _compact(y: np.ndarray, s: np.ndarray) -> dict | None:
+    """AUC and TPR at each FPR target of one attack on one subset (None with one class)."""
+    if np.unique(y).size < 2:
+        return None
+    return {"auc": metrics.auc(y, s),
+            "tpr_at_fpr": {str(f): metrics.tpr_at_fpr(y, s, f) for f in metrics.FPR_TARGETS},
+            "n_pos": int(y.sum()), "n_neg": int((y == 0).sum())}
+
+
+def memorization_report(table: pd.DataFrame, positive: str = "members",
+                        negative: str = "non_members") -> dict:
+    """Members vs non-members split by memorization quartile (computed on both sets together,
+    ``q1`` least memorized to ``q4`` most):
+
+    - ``by_quartile``: every attack's AUC and TPRs within each quartile;
+    - ``by_shadow_models``: LiRA with the first 1, 2, 4, 8 ... shadow models, on the least
+      and the most memorized quartiles (memorization always from all the models).
+    """
+    chosen = table["set"].isin([positive, negative]).to_numpy()
+    rows = table[chosen]
+    y = (rows["set"] == positive).to_numpy(int)
+    quartile = pd.qcut(rows[columns.MEMORIZATION].rank(method="first"), 4, labels=False).to_numpy()
+    by_quartile = {
+        attack: {f"q{q + 1}": _compact(y[quartile == q], rows[columns.score(attack)].to_numpy(float)[quartile == q])
+                 for q in range(4)}
+        for attack in columns.attack_names(table)}
+    n_models = len(columns.shadow_indices(table))
+    target = lira.target_statistic(table)
+    by_k = {}
+    for k in SHADOW_COUNTS:
+        if k > n_models:
+            break
+        # fitted on every row (the global spread and IN - OUT gap), evaluated on the two sets
+        shadows = lira.shadow_arrays(table, k)
+        scored = {"lira_online": lira.online(target, *shadows)[chosen],
+                  "lira_offline": lira.offline(target, *shadows)[chosen]}
+        by_k[str(k)] = {
+            attack: {name: _compact(y[quartile == q], values[quartile == q])
+                     for name, q in (("least", 0), ("most", 3))}
+            for attack, values in scored.items()}
+    edges = np.quantile(rows[columns.MEMORIZATION], [0.25, 0.5, 0.75]).tolist()
+    return {"comparison": f"{positive}_vs_{negative}", "quartile_edges": edges,
+            "by_quartile": by_quartile, "by_shadow_models": by_k}
+
+
+def distribution_shift_warnings(results: dict) -> list[str]:
+    """One line per comparison whose blind baseline is far from chance."""
+    lines = []
+    for comparison, attacks in results.items():
+        if comparison == MEMORIZATION:
+            continue
+        for attack, values in attacks.items():
+            if is_blind(attack) and abs(values["auc"] - 0.5) > BLIND_BASELINE_MARGIN:
+                lines.append(
+                    f"WARNING {comparison}: the blind baseline ({attack}, which never sees the "
+                    f"target) has AUC {values['auc']:.3f}: the sets differ in distribution, and "
+                    "the attack numbers above are inflated by it.")
+    return lines
+
+
+def check_scores(table: pd.DataFrame) -> None:
+    """Every attack score must be a finite number (a sentence with no scored token is not)."""
+    for attack in columns.attack_names(table):
+        column = columns.score(attack)
+        bad = ~np.isfinite(table[column].to_numpy(float))
+        if bad.any():
+            raise InputError(f"{column}: {int(bad.sum())} sentences have no finite score (e.g. "
+                             f"id {table.loc[bad, 'id'].iloc[0]!r}, which may have no scorable token)")
