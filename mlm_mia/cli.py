@@ -1,12 +1,86 @@
-"""What every script shares: logging set-up and turning bad input into a clean exit."""
+"""What every script shares: logging set-up, argument parsing that fails with one clear
+line, YAML settings checked like flags, and turning bad input into a clean exit."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .errors import InputError
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are :class:`InputError`\ s: one line, exit 2."""
+
+    def error(self, message: str):
+        raise InputError(message)
+
+
+def non_negative_int(value: str) -> int:
+    """An ``int`` of at least 0 (seeds, counts), checked when the flag is read."""
+    number = int(value)
+    if number < 0:
+        raise ValueError(value)
+    return number
+
+
+def positive_int(value: str) -> int:
+    """An ``int`` of at least 1."""
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+# argparse names the type in its message: "invalid non-negative integer value: '-1'"
+non_negative_int.__name__ = "non-negative integer"
+positive_int.__name__ = "positive integer"
+
+
+def config_argv(parser: argparse.ArgumentParser, path: Path) -> list[str]:
+    """The settings of a YAML file as command-line arguments, so that they pass the flags'
+    own checks (types, choices). Keys are the long flags with ``_`` for ``-``; a list gives
+    the flag once per item; a switch takes ``true`` or ``false``; ``null`` is the default."""
+    import yaml
+
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError(f"--config {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"--config {path}: cannot be read ({err})") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"--config {path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(settings, dict):
+        raise InputError(f"--config {path}: expected a mapping of setting: value")
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
+    unknown = sorted(str(k) for k in set(settings) - set(actions))
+    if unknown:
+        raise InputError(f"--config {path}: unknown setting(s) {unknown}; known: {sorted(actions)}")
+    argv = []
+    for key, value in settings.items():
+        action = actions[key]
+        flag = max(action.option_strings, key=len)
+        if value is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                raise InputError(f"--config {path}: {key} must be true or false, not {value!r}")
+            argv += [flag] if value else []
+            continue
+        values = value if isinstance(value, list) and isinstance(action, argparse._AppendAction) else [value]
+        for item in values:
+            if isinstance(item, (dict, list)) or (isinstance(item, bool) and action.type is not str):
+                raise InputError(f"--config {path}: {key} must be a single value, not {item!r}")
+            argv += [flag, str(item)]
+    try:
+        parser.parse_args(argv)  # each value checked on its own, so the message names the file
+    except InputError as err:
+        raise InputError(f"--config {path}: {err}") from None
+    return argv
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

@@ -8,19 +8,21 @@ from pathlib import Path
 import pandas as pd
 
 from . import columns, evaluation, report
+from .cli import Parser, non_negative_int
 from .errors import InputError
 from .outputs import json_text, write_text_atomic
 from .sets import SET_NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="metrics.py", description="AUC, TPR at 0.1/1/10%% FPR, precision/recall/F1 at 10%% "
         "FPR and patient-bootstrap CIs, from the score_* columns of a scores.csv.")
     parser.add_argument("scores", type=Path, help="scores.csv written by score_MIA.py")
     parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="patient resamples (1000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
+                        help="patient resamples (1000; 0: none)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (0)")
     return parser
 
 

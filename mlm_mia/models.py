@@ -109,8 +109,18 @@ def default_batch_tokens(device: torch.device) -> int:
     return 262_144 if device.type == "cuda" else 16_384
 
 
+DTYPES = ("auto", "fp32", "bf16", "fp16")
+DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}  # PyTorch's names
+
+
+def dtype_name(value: str) -> str:
+    """The setting's own name for a dtype, PyTorch's names accepted (``float32`` -> ``fp32``)."""
+    return DTYPE_ALIASES.get(value, value)
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 on a GPU that supports it, fp32 otherwise."""
+    name = dtype_name(name)
     if name == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16

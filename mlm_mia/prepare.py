@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, sampling, split, synthetic
+from .cli import Parser, non_negative_int, positive_int
 from .errors import InputError
 from .outputs import json_text, jsonl_text, replaced_dir, staging_dir
 from .sentences import SPLITTERS, text_hash
@@ -21,7 +22,7 @@ SYNTHETIC_DIR = Path("data") / "synthetic"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="prepare_data_MIA.py",
         description="Sample members, non-members and externals sentence sets by patient. "
                     "With no data arguments, uses the built-in synthetic corpus.")
@@ -40,15 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
                       "(.txt, or note CSVs), e.g. after deduplication: members are only "
                       "sentences it contains")
     sampling_group = parser.add_argument_group("sampling")
-    sampling_group.add_argument("--n-patients", type=int, default=90, help="patients per set (90)")
-    sampling_group.add_argument("--n-sentences", type=int, default=1000, help="sentences per set (1000)")
-    sampling_group.add_argument("--population", type=int, default=0, metavar="N",
+    sampling_group.add_argument("--n-patients", type=positive_int, default=90, help="patients per set (90)")
+    sampling_group.add_argument("--n-sentences", type=positive_int, default=1000, help="sentences per set (1000)")
+    sampling_group.add_argument("--population", type=non_negative_int, default=0, metavar="N",
                                 help="also write N population sentences (population.jsonl) from "
                                 "held-out patients outside every other set, one sentence per "
                                 "patient where there are enough: RMIA's non-member population (0)")
-    sampling_group.add_argument("--min-chars", type=int, default=20,
+    sampling_group.add_argument("--min-chars", type=positive_int, default=20,
                                 help="drop sentences shorter than this (20)")
-    sampling_group.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    sampling_group.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
     sampling_group.add_argument("--splitter", choices=SPLITTERS, help="sentence splitter for all "
                                 "inputs (default: lines for 1a/1b files, rules for raw notes)")
     sampling_group.add_argument("--allow-fewer", action="store_true", help="take all eligible "
@@ -93,15 +94,23 @@ class _Texts:
 
 def _draw(name: str, source: Source, eligible: list[str], why: str,
           usable, args: argparse.Namespace, index: int, n_patients: int | None = None,
-          n_sentences: int | None = None,
+          n_sentences: int | None = None, exact_patients: bool = True,
           hint: str = "lower --n-sentences, raise --n-patients") -> tuple[list[dict], dict]:
+    """One set: ``n_patients`` patients (exactly, unless ``exact_patients`` is false or
+    --allow-fewer is given) and ``n_sentences`` usable sentences spread over them."""
     n_patients = args.n_patients if n_patients is None else n_patients
     n_sentences = args.n_sentences if n_sentences is None else n_sentences
     rng = np.random.default_rng([args.seed, index])
-    patients = sampling.choose_patients(eligible, n_patients, rng, name,
-                                        args.allow_fewer, why)
-    by_patient = sampling.collect(source, patients, args.min_chars)
-    picked = sampling.round_robin(patients, by_patient, n_sentences, rng, usable)
+    patients, by_patient, passed_over = sampling.draw_patients(
+        source, eligible, n_patients, rng, usable, args.min_chars, name,
+        args.allow_fewer or not exact_patients, why)
+    picked = sampling.round_robin(patients, by_patient, n_sentences, rng)
+    contributing = {p for p, _ in picked}
+    if len(contributing) < len(patients) and not args.allow_fewer:
+        raise InputError(
+            f"{name}: {len(patients) - len(contributing)} of the {len(patients)} sampled patients "
+            "have no sentence left that another patient of the set did not already give; "
+            "lower --n-patients, or pass --allow-fewer")
     if len(picked) < n_sentences and not args.allow_fewer:
         raise InputError(
             f"{name}: the {len(patients)} sampled patients have only {len(picked)} usable "
@@ -113,9 +122,10 @@ def _draw(name: str, source: Source, eligible: list[str], why: str,
     summary = {
         "n_sentences": len(records), "n_patients": len({p for p, _ in picked}),
         "n_eligible_patients": len(eligible), "patients": sorted({p for p, _ in picked}),
-        "shortfall": {"patients": n_patients - len(patients),
+        "n_passed_over": passed_over,
+        "shortfall": {"patients": n_patients - len(contributing),
                       "sentences": n_sentences - len(records)}
-        if (len(patients), len(records)) != (n_patients, n_sentences) else None,
+        if (len(contributing), len(records)) != (n_patients, n_sentences) else None,
     }
     log.info("%s: %d sentences from %d patients", name, summary["n_sentences"], summary["n_patients"])
     return records, summary
@@ -152,6 +162,9 @@ def prepare(args: argparse.Namespace) -> dict:
     for flag in ("n_patients", "n_sentences", "min_chars"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.n_sentences < args.n_patients:
+        raise InputError(f"--n-sentences {args.n_sentences} is fewer than --n-patients "
+                         f"{args.n_patients}: every patient of a set gives at least one sentence")
     if args.population < 0:
         raise InputError("--population must be 0 (none) or a number of sentences")
     inputs = _resolve_inputs(args)
@@ -176,7 +189,7 @@ def prepare(args: argparse.Namespace) -> dict:
     eligible = [p for p, n in train_scan.sentence_counts.items() if n > 0]
     sets["members"], summaries["members"] = _draw(
         "members", train, eligible,
-        "training patients with a usable sentence" + (" seen in --members-from" if allowed is not None else ""),
+        "training patients with a sentence" + (" seen in --members-from" if allowed is not None else ""),
         lambda s: s in members_allowed and s not in heldout_text, args, 0)
     avoid.sampled.update(r["text"] for r in sets["members"])
 
@@ -202,7 +215,8 @@ def prepare(args: argparse.Namespace) -> dict:
             "population", heldout, eligible,
             "held-out patients outside the training split and the non-members",
             lambda s: s not in avoid, args, 3, n_patients=min(args.population, len(eligible)),
-            n_sentences=args.population, hint="lower --population, give more held-out notes")
+            n_sentences=args.population, exact_patients=False,
+            hint="lower --population, give more held-out notes")
 
     sources = {"train_notes": train, "heldout_notes": heldout, "n2c2": external,
                "members_from": seen_text}

@@ -85,30 +85,62 @@ def collect(source: Source, patients: list[str], min_chars: int) -> dict[str, li
     return {p: list(s) for p, s in found.items()}
 
 
-def choose_patients(eligible: Iterable[str], n: int, rng: np.random.Generator, set_name: str,
-                    allow_fewer: bool, why: str) -> list[str]:
-    """``n`` patients drawn without replacement from the sorted ``eligible`` ids."""
+def draw_patients(source: Source, eligible: Iterable[str], n: int, rng: np.random.Generator,
+                  usable: Callable[[str], bool], min_chars: int, set_name: str, allow_fewer: bool,
+                  why: str) -> tuple[list[str], dict[str, list[str]], int]:
+    """``n`` patients drawn without replacement from the sorted ``eligible`` ids among those
+    with at least one ``usable`` sentence, their usable sentences (in input order), and
+    how many drawn patients were passed over for having none.
+
+    Candidates are drawn in a seeded order and read in rounds (one pass over ``source``
+    each); a candidate with no usable sentence (say, every sentence also in the other
+    half's text) is passed over and another drawn in its place. When none is passed over
+    this is one round and the first ``n`` of a seeded draw.
+    """
     pool = sorted(eligible)
-    if len(pool) < n:
-        if not allow_fewer:
-            raise InputError(
-                f"{set_name}: only {len(pool)} eligible patients ({why}), {n} asked; lower "
-                "--n-patients, give more notes, or pass --allow-fewer to take all of them")
-        n = len(pool)
-    return [pool[i] for i in rng.choice(len(pool), size=n, replace=False)]
+    if len(pool) < n and not allow_fewer:
+        raise InputError(
+            f"{set_name}: only {len(pool)} eligible patients ({why}), {n} asked; lower "
+            "--n-patients, give more notes, or pass --allow-fewer to take all of them")
+    chosen: list[str] = []
+    sentences: dict[str, list[str]] = {}
+    remaining, passed_over = pool, 0
+    while len(chosen) < n and remaining:
+        missing = n - len(chosen)
+        # more candidates than missing when earlier rounds passed patients over
+        wanted = min(len(remaining), missing if not passed_over else
+                     missing * -(-(len(chosen) + passed_over) // max(1, len(chosen))))
+        candidates = [remaining[i] for i in rng.choice(len(remaining), size=wanted, replace=False)]
+        collected = collect(source, candidates, min_chars)
+        for patient in candidates:
+            kept = [s for s in collected[patient] if usable(s)]
+            if not kept:
+                passed_over += 1
+            elif len(chosen) < n:
+                chosen.append(patient)
+                sentences[patient] = kept
+        tried = set(candidates)
+        remaining = [p for p in remaining if p not in tried]
+    if len(chosen) < n and not allow_fewer:
+        raise InputError(
+            f"{set_name}: only {len(chosen)} of the {len(pool)} eligible patients ({why}) have a "
+            f"usable sentence ({passed_over} have none left once sentences of the other sets or "
+            f"the other half are removed), {n} asked; lower --n-patients, give more notes, or "
+            "pass --allow-fewer to take all of them")
+    return chosen, sentences, passed_over
 
 
 def round_robin(patients: list[str], by_patient: dict[str, list[str]], n_sentences: int,
-                rng: np.random.Generator, usable: Callable[[str], bool]) -> list[tuple[str, str]]:
+                rng: np.random.Generator) -> list[tuple[str, str]]:
     """Up to ``n_sentences`` distinct ``(patient, sentence)`` pairs, spread evenly.
 
-    Each patient's usable sentences are shuffled; then one sentence is taken from each
+    Each patient's sentences are shuffled; then one sentence is taken from each
     patient in turn (in the drawn patient order) until enough are taken, so every chosen
     patient contributes and none dominates.
     """
     queues = []
     for patient in patients:
-        sentences = [s for s in by_patient.get(patient, []) if usable(s)]
+        sentences = by_patient.get(patient, [])
         queues.append((patient, [sentences[i] for i in rng.permutation(len(sentences))]))
     picked: list[tuple[str, str]] = []
     taken: set[str] = set()

@@ -8,10 +8,9 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ import pandas as pd
 from . import __version__, attacks, columns, distributed, evaluation, models, prepare, report, shadow
 from .attacks import ProbeRequest, encodermi, reduce, rmia
 from .cache import ScoreCache
+from .cli import Parser, config_argv, non_negative_int, positive_int
 from .errors import InputError
 from .outputs import json_text, replaced_dir, staging_dir
 from .pll import PLL_METRICS, TokenScores
@@ -34,7 +34,7 @@ DEMO_POPULATION = 1000
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="score_MIA.py",
         description="Membership-inference attacks (loss, likelihood ratio, blind baseline) on a "
                     "masked LM: scores the sets written by prepare_data_MIA.py and prints AUC / "
@@ -56,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="engine",
                         help="this project's engine, or minicons itself for cross-checks")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (auto)")
-    parser.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                        help="auto: bf16 on a GPU that supports it, fp32 otherwise")
-    parser.add_argument("--batch-tokens", type=int, default=None,
+    parser.add_argument("--dtype", type=models.dtype_name, choices=models.DTYPES, default="auto",
+                        help="auto: bf16 on a GPU that supports it, fp32 otherwise; PyTorch's "
+                        "names float32, bfloat16, float16 are the same settings")
+    parser.add_argument("--batch-tokens", type=positive_int, default=None,
                         help="tokens per forward pass (masked copies x length; default 262144 "
                         "on a GPU, 16384 on the CPU)")
     parser.add_argument("--compile", action="store_true", help="run the engine's forward pass "
@@ -66,54 +67,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=Path("data") / "cache",
                         help="per-sentence score cache (data/cache); holds no text")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    parser.add_argument("--shadow-models", type=int, default=0, metavar="K",
+    parser.add_argument("--shadow-models", type=non_negative_int, default=0, metavar="K",
                         help="train K >= 2 tiny RoBERTa shadow models (the target's tokenizer), "
                         "each on a seeded random half of the sets' patients, for LiRA, "
                         "memorization and EncoderMI-V (0: none)")
-    parser.add_argument("--shadow-epochs", type=int, default=DEMO_EPOCHS,
+    parser.add_argument("--shadow-epochs", type=positive_int, default=DEMO_EPOCHS,
                         help=f"training epochs of each shadow model ({DEMO_EPOCHS})")
     parser.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
                         "reused (DATA_DIR/shadow_models)")
     parser.add_argument("--rmia-offline-a", type=float, default=attacks.Settings.rmia_offline_a,
                         help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) / 2 "
                         f"({attacks.Settings.rmia_offline_a}; 1: the plain reference likelihood)")
-    parser.add_argument("--bootstrap", type=int, default=1000,
+    parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
                         help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (0)")
     parser.add_argument("--no-plot", action="store_true", help="skip roc.png")
     return parser
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Flags over YAML settings over defaults."""
+    """Flags over YAML settings over defaults; the file's values pass the flags' checks."""
     parser = build_parser()
     first = parser.parse_args(argv)
     if first.config is None:
         return first
-    try:
-        settings = yaml.safe_load(first.config.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError(f"--config {first.config}: file not found") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"--config {first.config}: not valid YAML ({err})") from None
-    if not isinstance(settings, dict):
-        raise InputError(f"--config {first.config}: expected a mapping of setting: value")
-    known = {action.dest for action in parser._actions} - {"help", "config"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise InputError(f"--config {first.config}: unknown setting(s) {unknown}; "
-                         f"known: {sorted(known)}")
-    paths = {"target", "data_dir", "out_dir", "cache_dir", "shadow_dir"}
-    for key, value in settings.items():
-        if key in paths and value is not None:
-            settings[key] = Path(value)
-        elif key == "reference" and value is not None:
-            settings[key] = [Path(v) for v in (value if isinstance(value, list) else [value])]
-    parser.set_defaults(**settings)
-    args = parser.parse_args(argv)
+    from_file = config_argv(parser, first.config)
     if first.reference:  # given on the command line: replaces the file's list, not added to it
-        args.reference = first.reference
-    return args
+        from_file = [t for i, t in enumerate(from_file)
+                     if t != "--reference" and (i == 0 or from_file[i - 1] != "--reference")]
+    return parser.parse_args(from_file + (sys.argv[1:] if argv is None else argv))
 
 
 def reference_names(paths: list[Path]) -> list[str]:

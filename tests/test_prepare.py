@@ -234,3 +234,32 @@ def test_population_comes_from_held_out_patients_outside_every_set(corpus, tmp_p
     with pytest.raises(InputError, match="population: .* lower --population"):
         main(data_args(corpus) + SMALL + ["--population", "100000", "--out-dir", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_patients_whose_sentences_are_all_held_out_text_are_passed_over(corpus, tmp_path):
+    """12 training patients also appear in the held-out file with the same notes: none of
+    their sentences may be a member (each is held-out text too), so members are drawn from
+    the other training patients, and the set still has exactly --n-patients patients."""
+    import csv
+    with gzip.open(corpus["train"], "rt", encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    twins = sorted({r[1] for r in body})[:12]
+    heldout = tmp_path / "heldout.csv"
+    with gzip.open(corpus["heldout"], "rt", encoding="utf-8", newline="") as source, \
+            open(heldout, "w", encoding="utf-8", newline="") as out:
+        out.write(source.read())
+        csv.writer(out, quoting=csv.QUOTE_NONNUMERIC).writerows(r for r in body if r[1] in twins)
+    out = tmp_path / "out"
+    assert main(["--train-notes", str(corpus["train"]), "--heldout-notes", str(heldout),
+                 "--n2c2", str(corpus["n2c2"]), "--n-patients", "40", "--n-sentences", "200",
+                 "--out-dir", str(out)]) == 0
+    members = read_sets(out)["members"]
+    patients = {r["patient_id"] for r in members}
+    assert len(patients) == 40 and not patients & set(twins) and len(members) == 200
+    summary = json.loads((out / "manifest.json").read_text())["sets"]["members"]
+    assert summary["n_passed_over"] > 0 and summary["shortfall"] is None
+    # asking for more patients than have a usable sentence is the usual clear error
+    with pytest.raises(InputError, match=r"members: only 48 of the 60 eligible patients .* \(12 have none"):
+        main(["--train-notes", str(corpus["train"]), "--heldout-notes", str(heldout), "--n-patients", "50",
+              "--n-sentences", "200", "--out-dir", str(tmp_path / "more")])

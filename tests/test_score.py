@@ -132,9 +132,20 @@ def test_config_file_settings_and_flags_winning(study, tmp_path):
     assert (args.reduction, args.bootstrap, args.no_plot, args.pll) == ("sum", 0, True, "original")
     assert args.reference == [Path("a"), Path("b")]
     assert score.parse_args(["--config", str(config), "--reference", "c"]).reference == [Path("c")]
-    config.write_text("reductoin: sum\n")
-    with pytest.raises(InputError, match="unknown setting"):
-        score.parse_args(["--config", str(config)])
+    config.write_text("dtype: bfloat16\n")  # PyTorch's names for the dtypes, as on the command line
+    assert score.parse_args(["--config", str(config)]).dtype == "bf16"
+    assert score.parse_args(["--dtype", "float32"]).dtype == "fp32"
+    for text, message in [("reductoin: sum", "unknown setting"),
+                          ("reduction: median", "argument --reduction: invalid choice: 'median'"),
+                          ("backend: minicon", "argument --backend: invalid choice: 'minicon'"),
+                          ("no_cache: 'false'", "no_cache must be true or false"),
+                          ("pll: foo", "argument --pll: invalid choice"),
+                          ("dtype: fp64", "argument --dtype: invalid choice"),
+                          ("bootstrap: 1.5", "argument --bootstrap: invalid non-negative integer value: '1.5'"),
+                          ("seed: -1", "argument --seed: invalid non-negative integer value: '-1'")]:
+        config.write_text(text + "\n")
+        with pytest.raises(InputError, match=f"--config {config}: .*{message}"):
+            score.parse_args(["--config", str(config)])
 
 
 def test_several_references_each_get_their_columns(study, tmp_path):
