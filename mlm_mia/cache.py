@@ -7,6 +7,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .errors import InputError
 from .pll import TokenScores
 
 TABLE = "token_scores"
@@ -28,11 +30,24 @@ class ScoreCache:
         self.path = Path(path) if path else None
         self.db = None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=60)
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
-                            "(key BLOB PRIMARY KEY, scores BLOB, truncated INTEGER)")
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {VECTORS} (key BLOB PRIMARY KEY, vector BLOB)")
+            with self._errors():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=60)
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                                "(key BLOB PRIMARY KEY, scores BLOB, truncated INTEGER)")
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {VECTORS} (key BLOB PRIMARY KEY, vector BLOB)")
+                with self.db:  # readable and writable, checked before any work
+                    self.db.execute(f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} LIMIT 1)")
+                    self.db.execute(f"DELETE FROM {TABLE} WHERE key IS NULL")
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A corrupt, unreadable or full cache file: one clear error naming it."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as err:
+            raise InputError(f"--cache-dir {self.path.parent}: cannot use the cache {self.path.name} "
+                             f"({err}); delete it, give another --cache-dir, or run with --no-cache") from None
 
     @staticmethod
     def keys(namespace: str, sentences: Iterable[str]) -> list[bytes]:
@@ -45,12 +60,15 @@ class ScoreCache:
             return
         for start in range(0, len(keys), 500):
             part = keys[start:start + 500]
-            yield from self.db.execute(
-                f"SELECT key, {columns} FROM {table} WHERE key IN ({','.join('?' * len(part))})", part)
+            with self._errors():
+                rows = self.db.execute(
+                    f"SELECT key, {columns} FROM {table} WHERE key IN ({','.join('?' * len(part))})",
+                    part).fetchall()
+            yield from rows
 
     def _write(self, table: str, rows: list[tuple]) -> None:
         if self.db is not None and rows:
-            with self.db:
+            with self._errors(), self.db:
                 self.db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({','.join('?' * len(rows[0]))})",
                                     rows)
 
@@ -75,3 +93,9 @@ class ScoreCache:
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
+
+    def __enter__(self) -> ScoreCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

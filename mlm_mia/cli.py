@@ -4,6 +4,7 @@ line, YAML settings checked like flags, and turning bad input into a clean exit.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -90,7 +91,12 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     try:
         return main(argv)
     except InputError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)  # one line
+        return 2
+    except OSError as err:  # the environment: a full disk, a file that cannot be read, ...
+        where = f"{err.filename}: " if err.filename else ""
+        hint = "; free some space and run again" if err.errno == errno.ENOSPC else ""
+        print(f"{prog}: error: {where}{err.strerror or err}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; no partial outputs were written", file=sys.stderr)

@@ -5,7 +5,9 @@
 - Pseudo re-identified notes (``SUBJECT_ID_to_NOTES_{original,1a,1b}.csv``): columns
   ``SUBJECT_ID,TEXT``, one row per note.
 
-Both are read in chunks, so memory stays bounded on the 4 GB NOTEEVENTS file.
+Both are streamed record by record (memory stays bounded on the 4 GB NOTEEVENTS file),
+and every record must have exactly the header's number of fields: an unquoted comma in
+a text field, or a row cut short, would otherwise shift or lose text silently.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import io
 from pathlib import Path
 from typing import Iterator
 
-import pandas as pd
-
 from .errors import InputError
 from .notes import Note
 
@@ -27,7 +27,8 @@ NOTEEVENTS_COLUMNS = (
 )
 SUBJECT_NOTES_COLUMNS = ("SUBJECT_ID", "TEXT")
 FORMATS = {"noteevents": NOTEEVENTS_COLUMNS, "subject_notes": SUBJECT_NOTES_COLUMNS}
-CHUNK_ROWS = 20_000
+# a note's TEXT can be longer than the csv module's default limit of 128 KiB
+csv.field_size_limit(1 << 30)
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -40,18 +41,22 @@ def not_utf8(path: Path, err: UnicodeDecodeError) -> InputError:
                       f"{err.object[err.start]:02x}); re-encode the file as UTF-8")
 
 
+def _unreadable(path: Path, err: Exception) -> InputError:
+    return InputError(f"{path}: cannot be read as a CSV ({' '.join(str(err).split())}); expected "
+                      "a UTF-8 CSV, optionally gzipped, with quoted text fields")
+
+
 def read_header(path: Path) -> list[str]:
     """The column names in the first row of a CSV file (plain or gzipped)."""
     try:
         with _open_text(path) as handle:
-            return next(csv.reader(handle), [])
+            return next(csv.reader(handle, strict=True), [])
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
     except (gzip.BadGzipFile, EOFError, OSError, csv.Error) as err:
-        raise InputError(f"{path}: cannot read the header ({err}); expected a UTF-8 CSV, "
-                         "optionally gzipped") from None
+        raise _unreadable(path, err) from None
 
 
 def detect_format(path: Path) -> str:
@@ -68,31 +73,52 @@ def detect_format(path: Path) -> str:
     )
 
 
-def iter_chunks(path: Path, usecols: list[str] | None = None) -> Iterator[pd.DataFrame]:
-    """The rows of a note CSV as string-typed DataFrame chunks (empty fields as ``""``)."""
+def iter_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(record number, fields)`` of every record after the header, each checked to have
+    the header's number of fields. Record 1 is the first after the header."""
+    width = len(FORMATS[detect_format(path)])
+    number = 0
     try:
-        reader = pd.read_csv(
-            path, dtype=str, keep_default_na=False, usecols=usecols, chunksize=CHUNK_ROWS,
-            encoding="utf-8", compression="infer",
-        )
-        with reader:
-            yield from reader
+        with _open_text(path) as handle:
+            reader = csv.reader(handle, strict=True)
+            next(reader)
+            for number, row in enumerate(reader, 1):
+                if len(row) != width:
+                    raise InputError(
+                        f"{path}: record {number} (ending on line {reader.line_num}) has "
+                        f"{len(row)} fields, the header {width}: a text field with an unquoted "
+                        "comma, or a row cut short; quote every text field and check the row")
+                yield number, row
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
-    except (pd.errors.ParserError, gzip.BadGzipFile, EOFError, ValueError) as err:
-        raise InputError(f"{path}: malformed CSV ({str(err).strip()}); check that quoted "
-                         "fields are closed and every row has the header's columns") from None
+    except (gzip.BadGzipFile, EOFError, csv.Error) as err:
+        raise InputError(f"{path}: malformed CSV after record {number} ({err}); check that "
+                         "quoted fields are closed and every row has the header's columns") from None
+
+
+def _is_error(value: str, path: Path, number: int) -> bool:
+    """ISERROR: empty or 0 for a good note, 1 (also written ``1.0``) for one in error."""
+    value = value.strip()
+    if not value:
+        return False
+    try:
+        flag = float(value)
+    except ValueError:
+        flag = None
+    if flag not in (0.0, 1.0):
+        raise InputError(f"{path}: record {number} has ISERROR {value!r}; expected empty, 0 or 1")
+    return flag == 1.0
 
 
 def read_notes(path: Path) -> Iterator[Note]:
     """Every usable note in a NOTEEVENTS or SUBJECT_ID,TEXT file, in file order."""
-    fmt = detect_format(path)
-    usecols = ["SUBJECT_ID", "TEXT"] + (["ISERROR"] if fmt == "noteevents" else [])
-    for chunk in iter_chunks(path, usecols):
-        if fmt == "noteevents":
-            chunk = chunk[chunk["ISERROR"].str.strip() != "1"]
-        for patient, text in zip(chunk["SUBJECT_ID"].str.strip(), chunk["TEXT"]):
-            if not patient:
-                raise InputError(f"{path}: a row has an empty SUBJECT_ID; every note "
-                                 "needs its patient")
-            yield Note(patient_id=patient, text=text, source=path.name)
+    noteevents = detect_format(path) == "noteevents"
+    subject, text = (1, 10) if noteevents else (0, 1)
+    for number, row in iter_records(path):
+        if noteevents and _is_error(row[9], path, number):
+            continue
+        patient = row[subject].strip()
+        if not patient:
+            raise InputError(f"{path}: record {number} has an empty SUBJECT_ID; every note "
+                             "needs its patient")
+        yield Note(patient_id=patient, text=row[text], source=path.name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -62,15 +64,69 @@ def load_masked_lm(path: str | Path, flag: str, device: torch.device, dtype: tor
     return load_model(path, flag, device, dtype, tokenizer), tokenizer
 
 
+# weights a masked LM legitimately leaves unused: the pooler and BERT's next-sentence head
+# (roberta-base and bert-base checkpoints carry them), and old position-id buffers
+UNUSED_OK = re.compile(r"(^|\.)pooler\.|^cls\.seq_relationship\.|(^|\.)position_ids$")
+
+
+def _load(path: Path, flag: str, **kwargs) -> PreTrainedModel:
+    """``AutoModelForMaskedLM`` from ``path``, refusing any weight that would be initialised
+    at random (missing from the checkpoint) and any unexpected one (a checkpoint that is
+    not this config's masked LM): either would give scores of a model nobody trained."""
+    try:
+        with _quiet_transformers():
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                path, local_files_only=True, trust_remote_code=False, output_loading_info=True, **kwargs)
+    except Exception as err:  # transformers and safetensors raise many kinds here
+        raise InputError(f"{flag} {path}: cannot load a masked LM from it ({_one_line(err)}); "
+                         "save it again with AutoModelForMaskedLM.save_pretrained()") from None
+    missing = sorted(info.get("missing_keys", []))
+    unused = sorted(k for k in info.get("unexpected_keys", []) if not UNUSED_OK.search(k))
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", []))
+    problems = [f"{len(names)} {what} ({_names(names)})" for names, what in (
+        (missing, "weights missing from the checkpoint, which would be initialised at random"),
+        (unused, "weights in the checkpoint that this config does not use"),
+        (mismatched, "weights whose shape does not match the config")) if names]
+    if problems:
+        head = " (no masked-LM head: saved with AutoModel?)" if any(
+            "lm_head" in k or k.startswith("cls.predictions") for k in missing) else ""
+        raise InputError(f"{flag} {path}: not a trained masked LM{head}: {'; '.join(problems)}. Save "
+                         "the model with AutoModelForMaskedLM.save_pretrained(), with a config.json "
+                         "that matches its weights")
+    return model
+
+
+def _names(keys: list[str], shown: int = 3) -> str:
+    return ", ".join(keys[:shown]) + (f", ... ({len(keys) - shown} more)" if len(keys) > shown else "")
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' own warnings about unused or new weights: this module reports them."""
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def check_weights(path: Path, flag: str) -> None:
+    """That ``path`` holds complete masked-LM weights matching its config, without loading
+    them (the model is built on the meta device; only the files' headers are read)."""
+    _load(path, flag, device_map="meta")
+
+
 def load_model(path: Path, flag: str, device: torch.device, dtype: torch.dtype,
                tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """The masked LM saved in ``path`` (eval mode, on ``device`` in ``dtype``), checked
     against its ``tokenizer``."""
-    try:
-        model = AutoModelForMaskedLM.from_pretrained(path, local_files_only=True,
-                                                     trust_remote_code=False, dtype=dtype)
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(f"{flag} {path}: cannot load a masked LM from it ({err})") from None
+    model = _load(path, flag, dtype=dtype)
     if model.config.vocab_size < len(tokenizer):
         raise InputError(f"{flag} {path}: the tokenizer has {len(tokenizer)} tokens but the "
                          f"model only {model.config.vocab_size}; they do not belong together")

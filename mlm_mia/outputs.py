@@ -12,6 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 
+from .errors import InputError
+
+STAGING_PREFIX = ".staging-"
+
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
@@ -67,21 +71,64 @@ def replaced_dir(folder: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staging_dir(out_dir: str | Path) -> Iterator[Path]:
+def staging_dir(out_dir: str | Path, owned: Iterable[str] = ()) -> Iterator[Path]:
     """A scratch folder inside ``out_dir`` whose files are moved into ``out_dir`` on success.
 
     On any exception the scratch folder is removed and ``out_dir`` keeps what it had.
     Files are moved one by one with atomic renames, in sorted order, so a reader never
-    sees a partial file.
+    sees a partial file. Files named in ``owned`` (the kind of run's outputs) that this
+    run did not write are removed afterwards, so the folder never mixes two runs' files.
     """
     out_dir = Path(out_dir)
-    with _scratch(out_dir, ".staging-") as stage:
+    with _scratch(out_dir, STAGING_PREFIX) as stage:
         yield stage
+        written = {item.name for item in stage.iterdir()}
         for item in sorted(stage.iterdir()):
             target = out_dir / item.name
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(item, target)
+        for name in sorted(set(owned) - written):
+            stale = out_dir / name
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            elif stale.exists() or stale.is_symlink():
+                stale.unlink()
+
+
+@contextlib.contextmanager
+def locked_output_dir(out_dir: str | Path, flag: str) -> Iterator[Path]:
+    """Holds ``out_dir`` for one run: made and checked writable before any work, locked
+    so that a second run into it stops at once, and cleared of the staging folders of
+    runs that were killed while writing."""
+    import fcntl
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{flag} {out_dir}: exists and is not a folder; give a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()  # writable, checked before any work
+        handle = os.open(out_dir, os.O_RDONLY)  # the folder itself is locked: no lock file left
+    except OSError as err:
+        raise InputError(f"{flag} {out_dir}: cannot write there ({err.strerror}); give a "
+                         "writable folder") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError(f"{flag} {out_dir}: another run is writing there; wait for it or "
+                             "give another folder") from None
+        remove_stale_staging(out_dir)
+        yield out_dir
+    finally:
+        os.close(handle)
+
+
+def remove_stale_staging(folder: Path) -> None:
+    """Staging folders a killed run left in ``folder`` (call with the folder's lock held)."""
+    for stale in Path(folder).glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,8 @@ import numpy as np
 from . import __version__, sampling, split, synthetic
 from .cli import Parser, non_negative_int, positive_int
 from .errors import InputError
-from .outputs import json_text, jsonl_text, replaced_dir, staging_dir
+from .outputs import (json_text, jsonl_text, locked_output_dir, remove_stale_staging, replaced_dir,
+                      staging_dir)
 from .sentences import SPLITTERS, text_hash
 from .sets import SET_NAMES
 from .sources import Source, n2c2_source, note_source, training_text_source
@@ -19,6 +20,8 @@ from .sources import Source, n2c2_source, note_source, training_text_source
 log = logging.getLogger(__name__)
 
 SYNTHETIC_DIR = Path("data") / "synthetic"
+MANIFEST = "manifest.json"
+OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST,)  # what a run writes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +134,9 @@ def _draw(name: str, source: Source, eligible: list[str], why: str,
     return records, summary
 
 
-def _resolve_inputs(args: argparse.Namespace) -> dict[str, str | None]:
+def _resolve_inputs(args: argparse.Namespace, split_stage: Path | None) -> dict[str, str | None]:
+    """The training, held-out and n2c2 inputs; with ``--split``, the halves written into
+    ``split_stage`` (moved into the split folder only once the whole run succeeds)."""
     given = [args.train_notes, args.heldout_notes, args.n2c2, args.split]
     if args.split and (args.train_notes or args.heldout_notes):
         raise InputError("--split makes the training and held-out halves itself; drop "
@@ -143,34 +148,47 @@ def _resolve_inputs(args: argparse.Namespace) -> dict[str, str | None]:
         return {"train": str(files["train"]), "heldout": str(files["heldout"]),
                 "n2c2": str(files["n2c2"])}
     if args.split:
-        split_dir = args.split_dir or args.out_dir / "split"
         files = note_source(args.split, "--split", None).paths  # headers checked here
-        summary = split.split_notes(list(files), split_dir, args.train_fraction, args.seed)
-        log.info("Split %s by patient: %d training, %d held-out patients, written to %s",
+        summary = split.split_notes(list(files), split_stage, args.train_fraction, args.seed)
+        log.info("Split %s by patient: %d training, %d held-out patients, for %s",
                  args.split, summary["n_patients"]["train"], summary["n_patients"]["heldout"],
-                 split_dir)
-        return {"train": str(split_dir / split.TRAIN_FILE),
-                "heldout": str(split_dir / split.HELDOUT_FILE), "n2c2": args.n2c2}
+                 _split_dir(args))
+        return {"train": str(split_stage / split.TRAIN_FILE),
+                "heldout": str(split_stage / split.HELDOUT_FILE), "n2c2": args.n2c2}
     if not (args.train_notes and args.heldout_notes):
         raise InputError("give both --train-notes and --heldout-notes (or --split NOTES, "
                          "or no data arguments for the synthetic demo)")
     return {"train": args.train_notes, "heldout": args.heldout_notes, "n2c2": args.n2c2}
 
 
+def _split_dir(args: argparse.Namespace) -> Path:
+    return args.split_dir or args.out_dir / "split"
+
+
 def prepare(args: argparse.Namespace) -> dict:
-    """Sample the sets and write them with their manifest; return the manifest."""
-    for flag in ("n_patients", "n_sentences", "min_chars"):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag.replace('_', '-')} must be at least 1")
+    """Sample the sets and write them with their manifest; return the manifest. Nothing is
+    written unless the whole run succeeds (the split halves included)."""
     if args.n_sentences < args.n_patients:
         raise InputError(f"--n-sentences {args.n_sentences} is fewer than --n-patients "
                          f"{args.n_patients}: every patient of a set gives at least one sentence")
-    if args.population < 0:
-        raise InputError("--population must be 0 (none) or a number of sentences")
-    inputs = _resolve_inputs(args)
-    train = note_source(inputs["train"], "--train-notes", args.splitter)
-    heldout = note_source(inputs["heldout"], "--heldout-notes", args.splitter)
-    external = n2c2_source(inputs["n2c2"], "--n2c2", args.splitter) if inputs["n2c2"] else None
+    with locked_output_dir(args.out_dir, "--out-dir"):
+        if not args.split:
+            return _prepare(args, None)
+        split_dir = _split_dir(args)
+        remove_stale_staging(split_dir)
+        with staging_dir(split_dir, split.FILES) as split_stage:
+            return _prepare(args, split_stage)
+
+
+def _prepare(args: argparse.Namespace, split_stage: Path | None) -> dict:
+    read = _resolve_inputs(args, split_stage)
+    # what the manifest records: the split halves where they will be, not where they are read
+    recorded = (lambda path: path) if split_stage is None else (
+        lambda path: path.replace(str(split_stage), str(_split_dir(args)), 1))
+    inputs = {role: None if path is None else recorded(path) for role, path in read.items()}
+    train = note_source(read["train"], "--train-notes", args.splitter)
+    heldout = note_source(read["heldout"], "--heldout-notes", args.splitter)
+    external = n2c2_source(read["n2c2"], "--n2c2", args.splitter) if read["n2c2"] else None
     seen_text = (training_text_source(args.members_from, "--members-from", args.splitter)
                  if args.members_from else None)
 
@@ -223,7 +241,8 @@ def prepare(args: argparse.Namespace) -> dict:
     manifest = {
         "tool": "mlm_mia prepare_data_MIA.py", "version": __version__, "seed": args.seed,
         "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())},
-        "inputs": {name: {"files": src.fingerprint(), "splitter": src.splitters()}
+        "inputs": {name: {"files": {recorded(k): v for k, v in src.fingerprint().items()},
+                          "splitter": {recorded(k): v for k, v in src.splitters().items()}}
                    for name, src in sources.items() if src is not None},
         "sets": summaries,
         # the inputs as resolved (the synthetic corpus included): shadow models read the
@@ -232,14 +251,10 @@ def prepare(args: argparse.Namespace) -> dict:
                     "n2c2": inputs["n2c2"]},
         "training_text_sentences": int(training_hashes.size),
     }
-    with staging_dir(args.out_dir) as stage:
+    with staging_dir(args.out_dir, OUTPUTS) as stage:
         for name, records in sets.items():
             (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
-        (stage / "manifest.json").write_text(json_text(manifest), encoding="utf-8")
-        for name in SET_NAMES:
-            stale = args.out_dir / f"{name}.jsonl"
-            if name not in sets and stale.exists():
-                stale.unlink()
+        (stage / MANIFEST).write_text(json_text(manifest), encoding="utf-8")
     log.info("Wrote %s to %s", ", ".join(f"{n}.jsonl" for n in sets), args.out_dir)
     return manifest
 

@@ -4,6 +4,7 @@ attacks and report the risk metrics."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from .attacks import ProbeRequest, encodermi, reduce, rmia
 from .cache import ScoreCache
 from .cli import Parser, config_argv, non_negative_int, positive_int
 from .errors import InputError
-from .outputs import json_text, replaced_dir, staging_dir
+from .outputs import json_text, locked_output_dir, replaced_dir, staging_dir
 from .pll import PLL_METRICS, TokenScores
 from .scoring import BACKENDS, ModelDir, ScoreSettings, probe_features, score_sentences
 from .sets import load_sets
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 DEMO_EPOCHS = 12
 DEMO_SEED = 1
 DEMO_POPULATION = 1000
+OUTPUTS = ("scores.csv", "metrics.json", "settings.json", "roc.png")  # what a run writes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,9 +179,6 @@ def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks, target: M
                    ) -> list[tuple[Path, frozenset[str]]]:
     """Shadow models with the target's tokenizer, trained by rank 0 (or found ready), for
     every rank."""
-    if args.shadow_models < 2 or args.shadow_epochs < 1:
-        raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
-                         "for every sentence), and --shadow-epochs at least 1")
     train = lambda: shadow.train_shadow_models(  # noqa: E731
         *shadow.population_text(args.data_dir), args.shadow_models, target.tokenizer,
         target.fingerprint, args.shadow_dir or args.data_dir / "shadow_models",
@@ -205,8 +204,8 @@ class Scored:
 
 def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
                  halves: dict[str, tuple[int, frozenset[str]]],
-                 requests: list[ProbeRequest], settings: ScoreSettings, args: argparse.Namespace,
-                 ranks: distributed.Ranks) -> Scored:
+                 requests: list[ProbeRequest], settings: ScoreSettings, cache: ScoreCache,
+                 args: argparse.Namespace, ranks: distributed.Ranks) -> Scored:
     """Every model over every sentence (this rank's share), one model in memory at a time:
     PLLs into the table (shadow models: their reduced score and IN flag), and the probe
     passes ``requests`` asks for."""
@@ -215,60 +214,71 @@ def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
     mine = distributed.shard(len(texts), ranks)
     mine_texts = [texts[i] for i in mine]
     result = Scored(table, [], {}, {})
-    cache = ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite")
-    try:
-        for model_dir in model_dirs:
-            name = model_dir.name
-            # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
-            scores = score_sentences(model_dir, mine_texts, settings, cache,
-                                     distribution_stats=name == columns.TARGET)
-            if name != columns.TARGET:  # only the sums travel
-                scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
-            scores = distributed.gather(mine, scores, len(texts), ranks)
-            if name == columns.TARGET:
-                result.target_tokens = scores
-                scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
-            pll, n_tokens, truncated = (np.array(v) for v in zip(*scores))
-            result.truncated[name] = int(truncated.sum())
-            if name in halves:
-                index, half = halves[name]
-                table[columns.shadow_score(index)] = reduce(pll, n_tokens, args.reduction)
-                table[columns.shadow_in(index)] = sets["patient_id"].isin(half).astype(int)
-            else:
-                table[columns.pll(name)], table[columns.n_tokens(name)] = pll, n_tokens
-            for request in (r for r in requests if r.model == name):
-                rows = np.flatnonzero(sets["set"].isin(request.sets)) if request.sets else np.arange(len(texts))
-                my_rows = np.intersect1d(mine, rows)
-                values = probe_features(model_dir, request.probe, [texts[i] for i in my_rows],
-                                        settings, cache, args.seed)
-                gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
-                if ranks.main:
-                    width = len(gathered[rows[0]]) if len(rows) else 0
-                    full = np.full((len(texts), width), np.nan)
-                    full[rows] = np.stack([gathered[i] for i in rows])
-                    result.features[name, request.probe.name] = full
-            model_dir.release()
-    finally:
-        cache.close()
+    for model_dir in model_dirs:
+        name = model_dir.name
+        # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
+        scores = score_sentences(model_dir, mine_texts, settings, cache,
+                                 distribution_stats=name == columns.TARGET)
+        if name != columns.TARGET:  # only the sums travel
+            scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
+        scores = distributed.gather(mine, scores, len(texts), ranks)
+        if name == columns.TARGET:
+            result.target_tokens = scores
+            scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
+        pll, n_tokens, truncated = (np.array(v) for v in zip(*scores))
+        result.truncated[name] = int(truncated.sum())
+        if name in halves:
+            index, half = halves[name]
+            table[columns.shadow_score(index)] = reduce(pll, n_tokens, args.reduction)
+            table[columns.shadow_in(index)] = sets["patient_id"].isin(half).astype(int)
+        else:
+            table[columns.pll(name)], table[columns.n_tokens(name)] = pll, n_tokens
+        for request in (r for r in requests if r.model == name):
+            rows = np.flatnonzero(sets["set"].isin(request.sets)) if request.sets else np.arange(len(texts))
+            my_rows = np.intersect1d(mine, rows)
+            values = probe_features(model_dir, request.probe, [texts[i] for i in my_rows],
+                                    settings, cache, args.seed)
+            gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
+            if ranks.main:
+                width = len(gathered[rows[0]]) if len(rows) else 0
+                full = np.full((len(texts), width), np.nan)
+                full[rows] = np.stack([gathered[i] for i in rows])
+                result.features[name, request.probe.name] = full
+        model_dir.release()
     return result
 
 
-def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
-    if args.demo:
-        if ranks.main:
-            prepare_demo(args)
-        distributed.barrier(ranks)
-        if not ranks.main:
-            prepare_demo(args)
-    if args.target is None or not args.reference:
-        raise InputError("give --target MODEL_DIR and at least one --reference MODEL_DIR "
-                         "(or --demo)")
-    if args.bootstrap < 0 or (args.batch_tokens is not None and args.batch_tokens < 1):
-        raise InputError("--bootstrap must be >= 0 and --batch-tokens >= 1")
+def _check_args(args: argparse.Namespace) -> None:
+    """What the flags cannot check alone, before any work."""
     if args.compile and args.backend != "engine":
         raise InputError("--compile applies to --backend engine only")
     if not 0 < args.rmia_offline_a <= 1:
         raise InputError("--rmia-offline-a must be in (0, 1]")
+    if args.shadow_models == 1:
+        raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
+                         "for every sentence)")
+    if args.data_dir.exists() and not args.data_dir.is_dir():
+        raise InputError(f"--data-dir {args.data_dir}: not a folder")
+
+
+def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
+    _check_args(args)
+    # rank 0 alone writes; the out-dir and the cache are checked before any work
+    held = locked_output_dir(args.out_dir, "--out-dir") if ranks.main else contextlib.nullcontext()
+    with held, ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite") as cache:
+        if args.demo:
+            if ranks.main:
+                prepare_demo(args)
+            distributed.barrier(ranks)
+            if not ranks.main:
+                prepare_demo(args)
+        if args.target is None or not args.reference:
+            raise InputError("give --target MODEL_DIR and at least one --reference MODEL_DIR "
+                             "(or --demo)")
+        return _score(args, ranks, cache)
+
+
+def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache) -> dict:
     sets = load_sets(args.data_dir)
     device = distributed.rank_device(args.device, ranks)
     settings = ScoreSettings(pll=args.pll, backend=args.backend, device=device, dtype=args.dtype,
@@ -279,6 +289,10 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     # every given folder checked before any work starts
     model_dirs = [ModelDir(args.target, "--target", columns.TARGET, settings)] + [
         ModelDir(path, "--reference", name, settings) for name, path in zip(references, args.reference)]
+    for reference in model_dirs[1:]:
+        if reference.fingerprint == model_dirs[0].fingerprint:
+            log.warning("WARNING: --reference %s holds the same model as --target: its likelihood "
+                        "ratio is 0 for every sentence", reference.path)
     available = {"reference"} if references else set()
     available |= {"shadows"} if args.shadow_models else set()
     available |= {"population"} if (sets["set"] == "population").any() else set()
@@ -292,7 +306,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
         model_dirs.append(ModelDir(path, "--shadow-models", columns.shadow_name(i), settings))
         halves[columns.shadow_name(i)] = (i, half)
     scored = score_models(model_dirs, sets, halves, attacks.probe_requests(runnable), settings,
-                          args, ranks)
+                          cache, args, ranks)
     if not ranks.main:
         return {}
     attack_settings = attacks.Settings(reduction=args.reduction, rmia_offline_a=args.rmia_offline_a,
@@ -320,8 +334,9 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
 
 
 def write_outputs(args: argparse.Namespace, table: pd.DataFrame, results: dict, run_settings: dict) -> None:
-    """scores.csv, metrics.json, settings.json and the ROC plot, into the out-dir at once."""
-    with staging_dir(args.out_dir) as stage:
+    """scores.csv, metrics.json, settings.json and the ROC plot, into the out-dir at once
+    (an older run's outputs that this one does not write are removed)."""
+    with staging_dir(args.out_dir, OUTPUTS) as stage:
         table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats
         (stage / "metrics.json").write_text(json_text(results), encoding="utf-8")
         (stage / "settings.json").write_text(json_text(run_settings), encoding="utf-8")

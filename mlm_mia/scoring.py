@@ -88,6 +88,7 @@ class ModelDir:
     def __init__(self, path: Path, flag: str, name: str, settings: ScoreSettings):
         self.path = models.check_model_dir(path, flag)
         self.tokenizer = models.load_tokenizer(self.path, flag)
+        models.check_weights(self.path, flag)
         self.flag = flag
         self.name = name
         self.device = models.resolve_device(settings.device)

@@ -13,10 +13,12 @@ import numpy as np
 
 from . import csv_notes
 from .errors import InputError
-from .outputs import gzip_text_writer, json_text, staging_dir
+from .outputs import gzip_text_writer, json_text
 
 TRAIN_FILE = "train_notes.csv.gz"
 HELDOUT_FILE = "heldout_notes.csv.gz"
+SUMMARY_FILE = "split.json"
+FILES = (TRAIN_FILE, HELDOUT_FILE, SUMMARY_FILE)
 SPLIT_STREAM = 101  # the split's own random stream, apart from the sampling streams
 
 
@@ -32,7 +34,8 @@ def split_patients(patients: list[str], train_fraction: float, seed: int) -> set
 
 
 def split_notes(files: list[Path], out_dir: Path, train_fraction: float, seed: int) -> dict:
-    """Write ``train_notes.csv.gz`` and ``heldout_notes.csv.gz`` into ``out_dir``.
+    """Write ``train_notes.csv.gz``, ``heldout_notes.csv.gz`` and ``split.json`` into
+    ``out_dir`` (a scratch folder of the caller's, moved into place when all is done).
 
     Two streaming passes over ``files``: one for the patient ids, one to copy each row
     to its half. Returns a summary for the manifest.
@@ -42,30 +45,26 @@ def split_notes(files: list[Path], out_dir: Path, train_fraction: float, seed: i
         raise InputError(f"--split: the files {[str(f) for f in files]} mix the NOTEEVENTS "
                          "and SUBJECT_ID,TEXT formats; split each format separately")
     columns = csv_notes.FORMATS[formats.pop()]
-    patients: set[str] = set()
-    for path in files:
-        for chunk in csv_notes.iter_chunks(path, ["SUBJECT_ID"]):
-            patients.update(chunk["SUBJECT_ID"].str.strip())
+    subject = columns.index("SUBJECT_ID")
+    patients = {row[subject].strip() for path in files for _, row in csv_notes.iter_records(path)}
     train = split_patients(sorted(patients), train_fraction, seed)
     rows = {"train": 0, "heldout": 0}
-    with staging_dir(out_dir) as stage:
-        with gzip_text_writer(stage / TRAIN_FILE) as train_out, \
-                gzip_text_writer(stage / HELDOUT_FILE) as heldout_out:
-            header = ",".join(f'"{c}"' for c in columns) + "\n"
-            train_out.write(header)
-            heldout_out.write(header)
-            for path in files:
-                for chunk in csv_notes.iter_chunks(path):
-                    in_train = chunk["SUBJECT_ID"].str.strip().isin(train)
-                    for half, handle, mask in (("train", train_out, in_train),
-                                               ("heldout", heldout_out, ~in_train)):
-                        chunk[mask].to_csv(handle, header=False, index=False,
-                                           quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-                        rows[half] += int(mask.sum())
-        summary = {
-            "train_fraction": train_fraction, "seed": seed,
-            "n_patients": {"train": len(train), "heldout": len(patients) - len(train)},
-            "n_rows": rows, "files": {"train": TRAIN_FILE, "heldout": HELDOUT_FILE},
-        }
-        (stage / "split.json").write_text(json_text(summary), encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with gzip_text_writer(out_dir / TRAIN_FILE) as train_out, \
+            gzip_text_writer(out_dir / HELDOUT_FILE) as heldout_out:
+        writers = {half: csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
+                   for half, handle in (("train", train_out), ("heldout", heldout_out))}
+        for writer in writers.values():
+            writer.writerow(columns)
+        for path in files:
+            for _, row in csv_notes.iter_records(path):
+                half = "train" if row[subject].strip() in train else "heldout"
+                writers[half].writerow(row)
+                rows[half] += 1
+    summary = {
+        "train_fraction": train_fraction, "seed": seed,
+        "n_patients": {"train": len(train), "heldout": len(patients) - len(train)},
+        "n_rows": rows, "files": {"train": TRAIN_FILE, "heldout": HELDOUT_FILE},
+    }
+    (out_dir / SUMMARY_FILE).write_text(json_text(summary), encoding="utf-8")
     return summary
