@@ -17,13 +17,24 @@ from .errors import InputError
 STAGING_PREFIX = ".staging-"
 
 
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError that names no file (a full disk while writing) names ``path``."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with _naming(path), os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -80,7 +91,7 @@ def staging_dir(out_dir: str | Path, owned: Iterable[str] = ()) -> Iterator[Path
     run did not write are removed afterwards, so the folder never mixes two runs' files.
     """
     out_dir = Path(out_dir)
-    with _scratch(out_dir, STAGING_PREFIX) as stage:
+    with _scratch(out_dir, STAGING_PREFIX) as stage, _naming(out_dir):
         yield stage
         written = {item.name for item in stage.iterdir()}
         for item in sorted(stage.iterdir()):

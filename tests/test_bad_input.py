@@ -375,3 +375,31 @@ def test_a_failed_split_run_leaves_the_previous_split_and_sets_whole(corpus, tmp
         prepare.main(["--split", str(corpus["noteevents"]), "--n2c2", str(corpus["n2c2"]), "--seed", "4",
                       "--n-patients", "500", "--n-sentences", "600", "--out-dir", str(out)])
     assert snapshot(out) == before
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB file system (tmpfs), or a skip where this machine cannot mount one."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tiny, full_disk, capsys):
+    out = full_disk / "out"
+    code = cli.run_main(score.main, ["--target", str(tiny["model"]), "--reference", str(tiny["model"]),
+                                     "--data-dir", str(tiny["data"]), "--out-dir", str(out), "--no-cache",
+                                     "--bootstrap", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"{out}: No space left on device; free some space" in err[0]
+    assert list(out.iterdir()) == []
+    (full_disk / "filler").write_bytes(b"x" * 60_000)
+    code = cli.run_main(metrics_cli.main, [str(tiny["results"] / "scores.csv"), "--bootstrap", "0",
+                                           "--json", str(full_disk / "m.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and f"{full_disk / 'm.json'}: No space left on device" in err[-1]
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "out"]
