@@ -6,7 +6,8 @@ One row per sentence, so that every per-sentence value of every model stays pair
 - ``<model>_pll``, ``<model>_n_tokens``: summed PLL and scored tokens under the target
   and each reference model;
 - ``shadow_<i>_score``, ``shadow_<i>_in``: the LiRA statistic under shadow model ``i``
-  and whether that model trained on the sentence;
+  and whether that model trained on the sentence; ``target_lira_statistic``: the same
+  statistic under the target;
 - ``score_<attack>``: one column per attack, higher = more likely a member;
 - ``memorization``: E[statistic | IN] - E[statistic | OUT] over the shadow models.
 """
@@ -21,6 +22,7 @@ ID_COLUMNS = ("set", "id", "patient_id")
 SCORE_PREFIX = "score_"
 MEMORIZATION = "memorization"
 TARGET = "target"
+TARGET_STATISTIC = "target_lira_statistic"
 _SHADOW_SCORE = re.compile(r"shadow_(\d+)_score")
 
 

@@ -91,7 +91,9 @@ def memorization_report(table: pd.DataFrame, positive: str = "members",
             for attack, values in scored.items()}
     edges = np.quantile(rows[columns.MEMORIZATION], [0.25, 0.5, 0.75]).tolist()
     return {"comparison": f"{positive}_vs_{negative}", "quartile_edges": edges,
-            "by_quartile": by_quartile, "by_shadow_models": by_k}
+            "by_quartile": by_quartile, "by_shadow_models": by_k,
+            # are the Gaussians LiRA fits plausible? (None below 16 shadow models)
+            "normality": lira.normality(*lira.shadow_arrays(table))}
 
 
 def distribution_shift_warnings(results: dict) -> list[str]:

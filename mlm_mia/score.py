@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, attacks, columns, distributed, evaluation, models, prepare, report, shadow
-from .attacks import ProbeRequest, encodermi, reduce, rmia
+from .attacks import ProbeRequest, encodermi, lira, reduce, rmia
 from .cache import ScoreCache
 from .cli import Parser, config_argv, non_negative_int, positive_int
 from .errors import InputError
@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rmia-offline-a", type=float, default=attacks.Settings.rmia_offline_a,
                         help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) / 2 "
                         f"({attacks.Settings.rmia_offline_a}; 1: the plain reference likelihood)")
+    parser.add_argument("--min-k-fraction", type=float, default=attacks.Settings.min_k_fraction,
+                        help="Min-K%% and Min-K%%++: the fraction of a sentence's tokens, the "
+                        "lowest int(n x fraction) (at least one) averaged (0.2)")
+    parser.add_argument("--lira-statistic", choices=lira.STATISTICS, default="pll",
+                        help="LiRA's per-sentence statistic: the PLL (reduced as --reduction says) "
+                        "or the mean logit-scaled token probability log(p / (1 - p)) (pll)")
     parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
                         help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (0)")
@@ -200,6 +206,8 @@ class Scored:
     target_tokens: list[TokenScores]
     features: dict[tuple[str, str], np.ndarray]
     truncated: dict[str, int]
+    # (shadow model, "pll_per_token" / "pll" / "logit"): per-sentence values beside the table's
+    model_values: dict[tuple[str, str], np.ndarray]
 
 
 def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
@@ -213,26 +221,32 @@ def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
     texts = sets["text"].tolist()
     mine = distributed.shard(len(texts), ranks)
     mine_texts = [texts[i] for i in mine]
-    result = Scored(table, [], {}, {})
+    result = Scored(table, [], {}, {}, {})
     for model_dir in model_dirs:
         name = model_dir.name
         # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
         scores = score_sentences(model_dir, mine_texts, settings, cache,
                                  distribution_stats=name == columns.TARGET)
         if name != columns.TARGET:  # only the sums travel
-            scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
+            scores = [(s.pll, s.n_tokens, s.truncated, lira.token_logit_mean(s.logprobs)) for s in scores]
         scores = distributed.gather(mine, scores, len(texts), ranks)
         if name == columns.TARGET:
             result.target_tokens = scores
-            scores = [(s.pll, s.n_tokens, s.truncated) for s in scores]
-        pll, n_tokens, truncated = (np.array(v) for v in zip(*scores))
+            scores = [(s.pll, s.n_tokens, s.truncated, lira.token_logit_mean(s.logprobs)) for s in scores]
+        pll, n_tokens, truncated, logit = (np.array(v) for v in zip(*scores))
         result.truncated[name] = int(truncated.sum())
+        # the LiRA statistic of this model (--lira-statistic)
+        statistic = {"pll": reduce(pll, n_tokens, args.reduction), "logit": logit}
         if name in halves:
             index, half = halves[name]
-            table[columns.shadow_score(index)] = reduce(pll, n_tokens, args.reduction)
+            table[columns.shadow_score(index)] = statistic[args.lira_statistic]
             table[columns.shadow_in(index)] = sets["patient_id"].isin(half).astype(int)
+            result.model_values |= {(name, "pll_per_token"): reduce(pll, n_tokens, "mean"), **{
+                (name, kind): values for kind, values in statistic.items()}}
         else:
             table[columns.pll(name)], table[columns.n_tokens(name)] = pll, n_tokens
+            if name == columns.TARGET and halves:
+                table[columns.TARGET_STATISTIC] = statistic[args.lira_statistic]
         for request in (r for r in requests if r.model == name):
             rows = np.flatnonzero(sets["set"].isin(request.sets)) if request.sets else np.arange(len(texts))
             my_rows = np.intersect1d(mine, rows)
@@ -254,6 +268,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--compile applies to --backend engine only")
     if not 0 < args.rmia_offline_a <= 1:
         raise InputError("--rmia-offline-a must be in (0, 1]")
+    if not 0 < args.min_k_fraction <= 1:
+        raise InputError("--min-k-fraction must be in (0, 1]")
     if args.shadow_models == 1:
         raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
                          "for every sentence)")
@@ -309,11 +325,12 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
                           cache, args, ranks)
     if not ranks.main:
         return {}
-    attack_settings = attacks.Settings(reduction=args.reduction, rmia_offline_a=args.rmia_offline_a,
-                                       seed=args.seed)
-    table = attacks.add_attacks(attacks.Inputs(
-        scored.table, sets["text"].tolist(), references, scored.target_tokens,
-        args.backend == "engine", attack_settings, scored.features), runnable)
+    attack_settings = attacks.Settings(reduction=args.reduction, min_k_fraction=args.min_k_fraction,
+                                       rmia_offline_a=args.rmia_offline_a, seed=args.seed)
+    inputs = attacks.Inputs(scored.table, sets["text"].tolist(), references, scored.target_tokens,
+                            args.backend == "engine", attack_settings, scored.features,
+                            scored.model_values)
+    table = attacks.add_attacks(inputs, runnable)
     evaluation.check_scores(table)
     results = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed)
     run_settings = {
@@ -322,15 +339,55 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
         "batch_tokens": settings.batch_tokens, "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
         "truncated_sentences": scored.truncated, "n_sentences": sets["set"].value_counts().to_dict(),
-        "processes": ranks.world, "min_k_fraction": attack_settings.min_k_fraction,
+        "processes": ranks.world, "min_k_fraction": args.min_k_fraction,
         "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,
                           "patients_seen": [sorted(h) for _, h in shadows]} if shadows else None,
         "encodermi": {"views": encodermi.N_VIEWS, "mask_probability": encodermi.MASK_PROBABILITY},
-        "rmia": {"gamma": rmia.GAMMA, "offline_a": None if shadows else args.rmia_offline_a},
+        "rmia": _rmia_settings(inputs, runnable, args),
+        "lira": _lira_settings(inputs, args) if shadows else None,
+        "attacks_left_out": left_out,
     }
     write_outputs(args, table, results, run_settings)
     print(report.tables(results), end="")
     return results
+
+
+def _rmia_settings(inputs: attacks.Inputs, runnable: list[attacks.Attack], args: argparse.Namespace
+                   ) -> dict | None:
+    """How RMIA's Pr(x) was had: online from shadow models, or offline with an ``a`` from
+    the flag (untuned) and, where shadow models allow it, tuned."""
+    names = {a.name for a in runnable}
+    if "rmia" not in names:
+        return None
+    result = {"gamma": rmia.GAMMA, "pr_x": "shadow models (online)" if inputs.shadows else
+              "reference models (offline)", "likelihood": "per token, whatever --reduction"}
+    if not inputs.shadows:
+        result |= {"offline_a": args.rmia_offline_a,
+                   "offline_a_source": "--rmia-offline-a, not tuned: tuning needs a model whose "
+                   "training sentences are known (shadow models), and a reference has none"}
+    if "rmia_offline" in names:
+        a, aucs = rmia.tune_offline_a(inputs)
+        result["rmia_offline"] = {"offline_a": a, "offline_a_source": "tuned on shadow model 0",
+                                  "auc_by_a": aucs}
+    return result
+
+
+def _lira_settings(inputs: attacks.Inputs, args: argparse.Namespace) -> dict:
+    """The LiRA statistic, and how normal each statistic's IN and OUT values look."""
+    shadows = inputs.shadows
+    inside = inputs.table[[columns.shadow_in(i) for i in shadows]].to_numpy(bool)
+    checks = {kind: lira.normality(np.column_stack([inputs.model_values[columns.shadow_name(i), kind]
+                                                    for i in shadows]), inside)
+              for kind in lira.STATISTICS}
+    chosen = checks[args.lira_statistic]
+    other = next(k for k in lira.STATISTICS if k != args.lira_statistic)
+    if chosen and max(chosen["rejected_in"], chosen["rejected_out"]) > 2 * chosen["level"]:
+        log.warning("LiRA: a Shapiro-Wilk test rejects normal IN/OUT statistics for %.0f%% / %.0f%% "
+                    "of sentences (%.0f%% expected); with --lira-statistic %s: %.0f%% / %.0f%%",
+                    100 * chosen["rejected_in"], 100 * chosen["rejected_out"], 100 * chosen["level"],
+                    other, 100 * checks[other]["rejected_in"], 100 * checks[other]["rejected_out"])
+    return {"statistic": args.lira_statistic, "normality": checks,
+            "offline": "one-sided: (s - mu_out) / sd_out"}
 
 
 def write_outputs(args: argparse.Namespace, table: pd.DataFrame, results: dict, run_settings: dict) -> None:

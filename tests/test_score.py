@@ -67,6 +67,13 @@ def test_outputs_and_scores_file_columns(scored):
                                rtol=1e-7, atol=1e-9)
 
 
+def test_settings_record_how_each_attack_was_computed(scored):
+    settings = json.loads((scored / "settings.json").read_text())
+    assert settings["min_k_fraction"] == 0.2 and settings["lira"] is None
+    assert settings["rmia"]["offline_a"] == 0.3 and "not tuned" in settings["rmia"]["offline_a_source"]
+    assert set(settings["attacks_left_out"]) == {"lira_online", "lira_offline", "rmia_offline", "encodermi_v"}
+
+
 def test_metrics_json_layout_and_a_real_effect(scored):
     results = json.loads((scored / "metrics.json").read_text())
     assert set(results) == {"members_vs_non_members", "members_vs_externals",
@@ -240,7 +247,13 @@ def test_shadow_models_record_what_they_saw(study, scored_with_shadows):
     # externals (another hospital), which are IN for none
     times_in = table[[f"shadow_{i}_in" for i in range(4)]].sum(axis=1)
     assert (times_in == np.where(table["set"] == "externals", 0, 2)).all()
-    assert {"memorization", "score_lira_online", "score_lira_offline", "score_encodermi_v"} <= set(table.columns)
+    assert {"memorization", "score_lira_online", "score_lira_offline", "score_encodermi_v",
+            "score_rmia_offline", "target_lira_statistic"} <= set(table.columns)
+    np.testing.assert_allclose(table["target_lira_statistic"], table["score_loss"])  # the PLL statistic
+    assert settings["lira"]["statistic"] == "pll" and settings["lira"]["normality"]["pll"] is None  # 4 models
+    tuned = settings["rmia"]["rmia_offline"]
+    assert settings["rmia"]["pr_x"] == "shadow models (online)" and "offline_a" not in settings["rmia"]
+    assert tuned["auc_by_a"][str(tuned["offline_a"])] == max(tuned["auc_by_a"].values())
 
 
 def test_every_shadow_attack_scores_members_above_non_members(scored_with_shadows):

@@ -79,7 +79,8 @@ def test_one_shadow_model_falls_back_on_the_average_gap():
 
 def test_memorization_report_by_quartile_and_number_of_models():
     target, shadows, inside, member, _ = simulated(k=8)
-    table = pd.DataFrame({"set": np.where(member, "members", "non_members"), "score_loss": target})
+    table = pd.DataFrame({"set": np.where(member, "members", "non_members"), "score_loss": target,
+                          "target_lira_statistic": target})
     for i in range(8):
         table[f"shadow_{i}_score"], table[f"shadow_{i}_in"] = shadows[:, i], inside[:, i].astype(int)
     table["score_lira_online"] = lira.online(target, shadows, inside)
@@ -161,3 +162,28 @@ def test_encodermi_separates_what_a_tiny_model_memorised(corpus_sentences, tiny_
     shadow_features = encodermi.similarity_features(shadow_model, tiny_tokenizer, shadow_in + shadow_out, 128)
     scores = encodermi.vector_classifier_scores(shadow_features, labels, target_features)
     assert auc(labels, scores) > 0.58  # encodermi_v
+
+
+def test_token_logit_mean_is_the_mean_log_odds_of_the_token_probabilities():
+    logprobs = np.log(np.array([0.5, 0.9, 0.2]))
+    expected = np.mean([0.0, np.log(9), np.log(0.25)])
+    assert lira.token_logit_mean(logprobs) == pytest.approx(expected)
+    assert np.isfinite(lira.token_logit_mean(np.array([0.0])))  # a certain token: large, not infinite
+    assert np.isnan(lira.token_logit_mean(np.array([])))
+
+
+def test_shapiro_wilk_share_flags_skewed_statistics_and_the_logit_makes_them_normal():
+    """Per sentence, 16 IN and 16 OUT shadow models each give a one-token sentence a
+    probability p = sigmoid(normal): the log-probability (the PLL) of such p is far from
+    normal when the model is confident, its logit is normal by construction."""
+    rng = np.random.default_rng(0)
+    n, k = 300, 32
+    inside = np.zeros((n, k), bool)
+    inside[:, ::2] = True
+    logits = rng.normal(3.0, 1.5, (n, 1)) + 1.0 * inside + rng.normal(0, 1.2, (n, k))
+    logprobs = -np.logaddexp(0, -logits)  # log sigmoid
+    pll = lira.normality(logprobs, inside)
+    logit = lira.normality(np.vectorize(lambda lp: lira.token_logit_mean(np.array([lp])))(logprobs), inside)
+    assert pll["sentences"] == n and pll["rejected_in"] > 0.3 and pll["rejected_out"] > 0.3
+    assert logit["rejected_in"] < 0.1 and logit["rejected_out"] < 0.1
+    assert lira.normality(logprobs[:, :8], inside[:, :8]) is None  # 4 a side: too few to test

@@ -56,6 +56,7 @@ REGISTRY: tuple[Attack, ...] = (
     Attack("lira_online", lira.lira_online, frozenset({"shadows"})),
     Attack("lira_offline", lira.lira_offline, frozenset({"shadows"})),
     Attack("rmia", rmia.rmia, frozenset({"population", "reference|shadows"})),
+    Attack("rmia_offline", rmia.rmia_offline, frozenset({"population", "reference", "shadows"})),
     Attack("encodermi_t", encodermi.encodermi_t,
            probes=(ProbeRequest("target", encodermi.PROBE),)),
     Attack("encodermi_v", encodermi.encodermi_v, frozenset({"shadows"}),

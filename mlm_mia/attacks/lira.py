@@ -3,12 +3,20 @@ inference attacks from first principles") and per-sentence memorization (Choi et
 2023, "Why train more? Effective and efficient membership inference via memorization").
 
 Inputs are one row per sentence: the target's statistic ``s`` (higher = more likely a
-member; the target's reduced PLL), each shadow model's statistic of the same sentence and
-whether that shadow model trained on it (IN) or not (OUT).
+member), each shadow model's statistic of the same sentence and whether that shadow model
+trained on it (IN) or not (OUT). The statistic (``--lira-statistic``) is
+
+- ``pll``: the model's PLL, reduced as ``--reduction`` says (the loss attack's score);
+- ``logit``: the mean over the sentence's tokens of ``log(p / (1 - p))``, ``p`` the
+  token's masked probability: Carlini et al.'s logit-scaled confidence, per token. Raw
+  probabilities are far from normal; their logits much less so.
 
 - ``lira_online``: Gaussians fitted to the IN and the OUT statistics; the log-likelihood
   ratio of ``s``.
-- ``lira_offline``: the one-sided test under OUT alone, ``(s - mu_out) / sd_out``.
+- ``lira_offline``: the one-sided test under OUT alone, ``(s - mu_out) / sd_out``, as the
+  paper describes it: a target statistic far *above* the OUT mean says member. (The LiRA
+  research code scores offline with the two-sided ``-logpdf`` of the OUT Gaussian, which
+  also flags statistics far below it: do not compare the two blindly.)
 """
 
 from __future__ import annotations
@@ -18,11 +26,42 @@ import pandas as pd
 
 from .. import columns
 from .base import Inputs
-from .reference import loss
 
 # With fewer shadow models than this, per-sentence variances are too noisy: one global
 # variance, shared by IN and OUT (Carlini et al.'s fixed variance), is used instead.
 GLOBAL_VARIANCE_BELOW = 16
+STATISTICS = ("pll", "logit")
+# the Shapiro-Wilk check of the Gaussians needs this many statistics on each side
+NORMALITY_MIN_PER_SIDE = 8
+
+
+def token_logit_mean(logprobs: np.ndarray) -> float:
+    """The mean over tokens of ``log(p / (1 - p))`` for token log-probs ``log p``; NaN for
+    a sentence with no scored token. ``p`` is kept below 1 - 1e-12 (a token the model is
+    certain of would have an infinite logit)."""
+    if logprobs.size == 0:
+        return float("nan")
+    logp = np.minimum(np.asarray(logprobs, dtype=float), np.log1p(-1e-12))
+    return float(np.mean(logp - np.log(-np.expm1(logp))))
+
+
+def normality(scores: np.ndarray, inside: np.ndarray, level: float = 0.05) -> dict | None:
+    """The share of sentences whose IN statistics, and whose OUT statistics, a Shapiro-Wilk
+    test rejects as normal at ``level`` (about ``level`` when they are normal), over the
+    sentences with at least :data:`NORMALITY_MIN_PER_SIDE` on each side; None when there
+    are none (too few shadow models)."""
+    from scipy.stats import shapiro
+
+    counts = inside.sum(1)
+    enough = (counts >= NORMALITY_MIN_PER_SIDE) & (inside.shape[1] - counts >= NORMALITY_MIN_PER_SIDE)
+    if not enough.any():
+        return None
+    rejected = {"in": [], "out": []}
+    for row, mask in zip(scores[enough], inside[enough]):
+        for side, values in (("in", row[mask]), ("out", row[~mask])):
+            rejected[side].append(np.ptp(values) > 0 and shapiro(values).pvalue < level)
+    return {"sentences": int(enough.sum()), "level": level,
+            **{f"rejected_{side}": float(np.mean(flags)) for side, flags in rejected.items()}}
 
 
 def shadow_arrays(table: pd.DataFrame, n_models: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -94,14 +133,13 @@ def offline(target: np.ndarray, scores: np.ndarray, inside: np.ndarray) -> np.nd
 
 
 def target_statistic(table: pd.DataFrame) -> np.ndarray:
-    """The target's LiRA statistic: the loss attack's score, the statistic the shadow
-    columns hold for the shadow models."""
-    return table[columns.score("loss")].to_numpy(float)
+    """The target's LiRA statistic, the one the shadow columns hold for the shadow models."""
+    return table[columns.TARGET_STATISTIC].to_numpy(float)
 
 
 def lira_online(inputs: Inputs) -> np.ndarray:
-    return online(loss(inputs), *shadow_arrays(inputs.table))
+    return online(target_statistic(inputs.table), *shadow_arrays(inputs.table))
 
 
 def lira_offline(inputs: Inputs) -> np.ndarray:
-    return offline(loss(inputs), *shadow_arrays(inputs.table))
+    return offline(target_statistic(inputs.table), *shadow_arrays(inputs.table))

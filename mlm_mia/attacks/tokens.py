@@ -2,7 +2,7 @@
 (no reference model):
 
 - ``min_k`` (Shi et al. 2024, "Detecting pretraining data from large language models"):
-  the mean of the lowest fraction of the token log-probs;
+  the mean of the lowest fraction (``--min-k-fraction``, 0.2) of the token log-probs;
 - ``min_k_pp`` (Zhang et al. 2024, "Min-K%++: improved baseline for detecting
   pre-training data from large language models"): the same on log-probs standardised by
   the mean and spread of the model's distribution at each masked position;
@@ -20,11 +20,13 @@ from .base import Inputs
 
 
 def min_k_mean(logprobs: np.ndarray, fraction: float) -> float:
-    """The mean of the lowest ``fraction`` of the token log-probs (at least one token);
-    NaN for a sentence with no scored token."""
+    """The mean of the ``k = int(n * fraction)`` lowest of the ``n`` token log-probs, as
+    both reference implementations (MIMIR's and the Min-K%++ authors') take it. Where they
+    take no token at all (``n * fraction < 1``: under 5 tokens at 20%) and their mean is
+    undefined, the lowest one is taken. NaN for a sentence with no scored token."""
     if logprobs.size == 0:
         return float("nan")
-    k = max(1, int(np.ceil(fraction * logprobs.size)))
+    k = max(1, int(logprobs.size * fraction))
     return float(np.sort(logprobs)[:k].mean())
 
 
@@ -53,7 +55,10 @@ def min_k_pp(inputs: Inputs) -> np.ndarray:
 
 
 def zlib(inputs: Inputs) -> np.ndarray:
-    """Text that compresses well but is predicted badly is ordinary; text predicted well
-    for its information content (a long compressed length) is suspect."""
+    """The PLL per token (negative) over the compressed length: the score is high (near 0)
+    for text the target predicts well although it is hard to compress (much information),
+    which is what memorised text looks like; text that is easy to compress (repetitive,
+    boilerplate) gets a low score, whatever its PLL, since such text is predictable anyway.
+    Carlini et al.'s ratio of log-perplexity to zlib entropy, negated (higher = member)."""
     compressed = np.array([len(zlib_module.compress(t.encode("utf-8"))) for t in inputs.texts], dtype=float)
     return inputs.model_score("target", "mean") / compressed
