@@ -31,19 +31,17 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
         if not {positive, negative} <= set(rows["set"]):
             continue
         y = (rows["set"] == positive).to_numpy(int)
-        result[comparison] = {
-            attack: metrics.evaluate(y, rows[columns.score(attack)].to_numpy(float),
-                                     rows["patient_id"].to_numpy(), n_boot, seed)
-            for attack in attacks}
+        result[comparison] = metrics.evaluate_all(
+            y, {a: rows[columns.score(a)].to_numpy(float) for a in attacks},
+            rows["patient_id"].to_numpy(), n_boot, seed)
     rows = table[table["set"].isin(["members", "non_members"])]
     if {"members", "non_members"} <= set(rows["set"]):
         per_patient = rows.groupby(["set", "patient_id"], sort=True)[
             [columns.score(a) for a in attacks]].mean().reset_index()
         y = (per_patient["set"] == "members").to_numpy(int)
-        result[PATIENT_COMPARISON] = {
-            attack: metrics.evaluate(y, per_patient[columns.score(attack)].to_numpy(float),
-                                     per_patient["patient_id"].to_numpy(), n_boot, seed)
-            for attack in attacks}
+        result[PATIENT_COMPARISON] = metrics.evaluate_all(
+            y, {a: per_patient[columns.score(a)].to_numpy(float) for a in attacks},
+            per_patient["patient_id"].to_numpy(), n_boot, seed)
     if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
         result[MEMORIZATION] = memorization_report(table)
     return result

@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with two tiny RoBERTa models trained here")
     parser.add_argument("--target", type=Path, help="local directory of the target masked LM")
     parser.add_argument("--reference", type=Path, action="append", default=None,
-                        help="local directory of a reference masked LM; repeat for several")
+                        help="local directory of a reference masked LM (a model of the same "
+                        "population, not trained on the target's data); repeat for several. "
+                        "Without one, the attacks that need it are left out")
     parser.add_argument("--data-dir", type=Path, default=Path("data"),
                         help="folder with members/non_members/externals.jsonl (data/)")
     parser.add_argument("--out-dir", type=Path, default=Path("results"), help="output folder (results/)")
@@ -288,9 +290,9 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
             distributed.barrier(ranks)
             if not ranks.main:
                 prepare_demo(args)
-        if args.target is None or not args.reference:
-            raise InputError("give --target MODEL_DIR and at least one --reference MODEL_DIR "
-                             "(or --demo)")
+        if args.target is None:
+            raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
+                             "--reference MODEL_DIR), or --demo")
         return _score(args, ranks, cache)
 
 
@@ -301,10 +303,11 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
                              batch_tokens=args.batch_tokens or models.default_batch_tokens(
                                  models.resolve_device(device)),
                              compile=args.compile, progress=ranks.main)
-    references = reference_names(args.reference)
+    reference_paths = args.reference or []
+    references = reference_names(reference_paths)
     # every given folder checked before any work starts
     model_dirs = [ModelDir(args.target, "--target", columns.TARGET, settings)] + [
-        ModelDir(path, "--reference", name, settings) for name, path in zip(references, args.reference)]
+        ModelDir(path, "--reference", name, settings) for name, path in zip(references, reference_paths)]
     for reference in model_dirs[1:]:
         if reference.fingerprint == model_dirs[0].fingerprint:
             log.warning("WARNING: --reference %s holds the same model as --target: its likelihood "
@@ -314,8 +317,6 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
     available |= {"population"} if (sets["set"] == "population").any() else set()
     available |= {"distribution_stats"} if args.backend == "engine" else set()
     runnable, left_out = attacks.plan(available)
-    for name, why in left_out.items():
-        log.info("Left out %s: it needs %s", name, why)
     shadows = _shadow_models(args, ranks, model_dirs[0]) if args.shadow_models else []
     halves = {}
     for i, (path, half) in enumerate(shadows):
@@ -349,6 +350,8 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
     }
     write_outputs(args, table, results, run_settings)
     print(report.tables(results), end="")
+    if left_out:
+        print("\n" + attacks.left_out_message(left_out))
     return results
 
 

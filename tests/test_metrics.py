@@ -66,3 +66,58 @@ def test_bootstrap_resamples_patients_not_sentences():
 def test_invalid_inputs_are_rejected(y, s, message):
     with pytest.raises(ValueError, match=message):
         metrics.auc(y, s)
+
+
+def random_case(seed: int):
+    """Scores with many ties (rounded), patients with several sentences each."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 400))
+    y = (rng.random(n) < 0.5).astype(int)
+    y[:2] = [0, 1]
+    s = np.round(rng.normal(size=n) + 0.6 * y, int(rng.integers(0, 3)))
+    groups = rng.integers(0, max(2, n // 6), n)
+    return y, s, groups
+
+
+def test_curves_equal_scikit_learn_with_ties():
+    from sklearn.metrics import roc_auc_score, roc_curve
+    for seed in range(30):
+        y, s, _ = random_case(seed)
+        fprs, tprs, thresholds = roc_curve(y, s, drop_intermediate=False)
+        assert metrics.auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-14)
+        for f in (0.0, 0.001, 0.01, 0.1, 0.25, 1.0):
+            assert metrics.tpr_at_fpr(y, s, f) == tprs[fprs <= f].max()
+            assert metrics.threshold_at_fpr(y, s, f) == thresholds[fprs <= f][-1]
+
+
+def test_bootstrap_equals_resampling_the_rows_one_resample_at_a_time():
+    """The reference computation: each resample's rows taken from the drawn patients
+    (members' and non-members' apart, in the same draw order), scikit-learn's curve."""
+    from sklearn.metrics import auc, roc_curve
+    for seed in range(5):
+        y, s, groups = random_case(seed)
+        rng = np.random.default_rng(seed)
+        members_of = {}
+        for label in (0, 1):
+            keys, inverse = np.unique(groups[y == label], return_inverse=True)
+            rows = np.flatnonzero(y == label)
+            members_of[label] = [rows[inverse == k] for k in range(keys.size)]
+        expected = {"auc": [], **{f: [] for f in metrics.FPR_TARGETS}}
+        for _ in range(60):
+            index = np.concatenate([members_of[label][d] for label in (0, 1) for d in
+                                    rng.integers(len(members_of[label]), size=len(members_of[label]))])
+            fprs, tprs, _ = roc_curve(y[index], s[index], drop_intermediate=False)
+            expected["auc"].append(auc(fprs, tprs))
+            for f in metrics.FPR_TARGETS:
+                expected[f].append(tprs[fprs <= f].max())
+        got = metrics.bootstrap(y, s, metrics.resample(y, groups, 60, seed))
+        np.testing.assert_allclose(got["auc"], expected["auc"], rtol=0, atol=1e-14)
+        for f in metrics.FPR_TARGETS:
+            np.testing.assert_array_equal(got[f"tpr@{f}"], expected[f])
+
+
+def test_attacks_of_one_comparison_share_their_resamples():
+    y, s, groups = random_case(3)
+    together = metrics.evaluate_all(y, {"a": s, "b": -s}, groups, n_boot=100, seed=2)
+    assert together["a"] == metrics.evaluate(y, s, groups, n_boot=100, seed=2)
+    assert together["b"]["auc_ci"] == pytest.approx([1 - v for v in together["a"]["auc_ci"][::-1]])

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mlm_mia import metrics_cli, prepare, score
+from mlm_mia.cli import run_main as cli_main
 from mlm_mia.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -316,3 +317,41 @@ def test_shadow_models_without_the_notes_they_read_is_a_clear_error(study, tmp_p
     with pytest.raises(InputError, match="moved.*named in .*manifest.json"):
         score.run(score.parse_args(args))
     assert list((tmp_path / "out").iterdir()) == []
+
+
+TARGET_ONLY = ["score_loss", "score_min_k", "score_min_k_pp", "score_zlib", "score_encodermi_t",
+               "score_masked_loss"]
+
+
+def test_the_target_alone_runs_every_attack_that_needs_no_reference(study, scored, tmp_path, capsys):
+    config = tmp_path / "target_only.yaml"
+    config.write_text(f"target: {study['target']}\ndata_dir: {study['data']}\nout_dir: {tmp_path / 'out'}\n"
+                      f"cache_dir: {study['root'] / 'cache'}\nbootstrap: 50\n")
+    assert cli_main(score.main, ["--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "out" / "scores.csv")
+    assert [c for c in table.columns if c.startswith("score_")] == TARGET_ONLY
+    assert "reference_pll" not in table.columns
+    results = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(results["members_vs_non_members"]) == {c[len("score_"):] for c in TARGET_ONLY}
+    # the same numbers as with a reference, for the attacks both runs have
+    with_reference = pd.read_csv(scored / "scores.csv")
+    for column in TARGET_ONLY:
+        np.testing.assert_array_equal(table[column], with_reference[column])
+    assert printed.count("Left out:") == 1
+    assert "Left out: ratio and reference_only need a reference model (--reference MODEL_DIR);" in printed
+    assert "rmia needs a reference model (--reference MODEL_DIR) or shadow models" in printed
+    assert "no model checks how far the sets differ" in printed
+    assert metrics_cli.main([str(tmp_path / "out" / "scores.csv"), "--bootstrap", "50",
+                             "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text()) == results
+
+
+def test_with_shadow_models_lira_and_rmia_need_no_reference(study, scored_with_shadows, tmp_path):
+    args = ["--target", str(study["target"]), "--data-dir", str(study["data"]), "--out-dir", str(tmp_path),
+            "--cache-dir", str(study["root"] / "cache"), "--shadow-models", "4", "--shadow-epochs", str(EPOCHS),
+            "--shadow-dir", str(study["root"] / "shadow_models"), "--no-plot", "--bootstrap", "0"]
+    assert cli_main(score.main, args) == 0
+    columns = [c for c in pd.read_csv(tmp_path / "scores.csv").columns if c.startswith("score_")]
+    assert columns == TARGET_ONLY[:4] + ["score_lira_online", "score_lira_offline", "score_rmia",
+                                         "score_encodermi_t", "score_encodermi_v", "score_masked_loss"]

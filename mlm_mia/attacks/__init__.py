@@ -23,7 +23,7 @@ from . import encodermi, lira, masked_loss, reference, rmia, tokens
 from .base import REDUCTIONS, Inputs, Probe, ProbeRequest, Settings, reduce
 
 __all__ = ["REDUCTIONS", "REGISTRY", "Attack", "Inputs", "Probe", "ProbeRequest", "Settings",
-           "add_attacks", "is_blind", "plan", "probe_requests", "reduce"]
+           "add_attacks", "is_blind", "left_out_message", "plan", "probe_requests", "reduce"]
 
 # what each requirement is and how a run gets it (for the "left out" message)
 REQUIREMENTS = {
@@ -80,6 +80,22 @@ def plan(available: set[str]) -> tuple[list[Attack], dict[str, str]]:
         else:
             runnable.append(attack)
     return runnable, left_out
+
+
+def left_out_message(left_out: dict[str, str]) -> str:
+    """One plain paragraph: which attacks a run left out, grouped by what they need."""
+    if not left_out:
+        return ""
+    by_need: dict[str, list[str]] = {}
+    for name, need in left_out.items():
+        by_need.setdefault(need, []).append(name)
+    parts = [f"{names[0]} needs {need}" if len(names) == 1 else
+             f"{', '.join(names[:-1])} and {names[-1]} need {need}" for need, names in by_need.items()]
+    text = "Left out: " + "; ".join(parts) + "."
+    if any(is_blind(name) for name in left_out):
+        text += (" Without the reference_only blind baseline, no model checks how far the sets "
+                 "differ in distribution.")
+    return text
 
 
 def probe_requests(attacks: list[Attack]) -> list[ProbeRequest]:
