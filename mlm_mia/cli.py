@@ -41,22 +41,43 @@ non_negative_int.__name__ = "non-negative integer"
 positive_int.__name__ = "positive integer"
 
 
+def distinct_ints(text: str, flag: str, minimum: int, what: str) -> tuple[int, ...]:
+    """A flag's comma-separated list of distinct whole numbers of at least ``minimum``;
+    anything else is one :class:`InputError` saying ``what`` to give."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < minimum or len(set(values)) < len(values):
+        raise InputError(f"{flag} {text!r}: give {what} separated by commas")
+    return values
+
+
+def yaml_mapping(path: Path, where: str, entries: str, empty_ok: bool = False) -> dict:
+    """The mapping a YAML file holds; a missing, unreadable or malformed file, or one that
+    is not a mapping of ``entries``, is one :class:`InputError` starting with ``where``."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{where}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{where}: cannot be read ({err})") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from None
+    if values is None and empty_ok:
+        return {}
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a mapping of {entries}")
+    return values
+
+
 def config_argv(parser: argparse.ArgumentParser, path: Path) -> list[str]:
     """The settings of a YAML file as command-line arguments, so that they pass the flags'
     own checks (types, choices). Keys are the long flags with ``_`` for ``-``; a list gives
     the flag once per item; a switch takes ``true`` or ``false``; ``null`` is the default."""
-    import yaml
-
-    try:
-        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError(f"--config {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"--config {path}: cannot be read ({err})") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"--config {path}: not valid YAML ({' '.join(str(err).split())})") from None
-    if not isinstance(settings, dict):
-        raise InputError(f"--config {path}: expected a mapping of setting: value")
+    settings = yaml_mapping(path, f"--config {path}", "setting: value", empty_ok=True)
     actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
     unknown = sorted(str(k) for k in set(settings) - set(actions))
     if unknown:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, sampling, split, synthetic
+from . import __version__, canaries, csv_notes, sampling, split, synthetic
 from .cli import Parser, non_negative_int, positive_int
 from .errors import InputError
 from .outputs import (json_text, jsonl_text, locked_output_dir, remove_stale_staging, replaced_dir,
@@ -16,12 +18,16 @@ from .outputs import (json_text, jsonl_text, locked_output_dir, remove_stale_sta
 from .sentences import SPLITTERS, text_hash
 from .sets import SET_NAMES
 from .sources import Source, n2c2_source, note_source, training_text_source
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_DIR = Path("data") / "synthetic"
+SYNTHETIC_PATIENTS = 500
+SYNTHETIC_TRAIN_FRACTION = 0.4
 MANIFEST = "manifest.json"
-OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST,)  # what a run writes
+# what a run writes; the canary files too, so that a run without --canaries leaves no older ones
+OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST, canaries.FILE, canaries.NOTES_FILE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_group.add_argument("--n-sentences", type=positive_int, default=1000, help="sentences per set (1000)")
     sampling_group.add_argument("--population", type=non_negative_int, default=0, metavar="N",
                                 help="also write N population sentences (population.jsonl) from "
-                                "held-out patients outside every other set, one sentence per "
-                                "patient where there are enough: RMIA's non-member population (0)")
+                                "held-out patients outside every other set: known non-members, "
+                                "for RMIA and as the per-patient test's null (0)")
+    sampling_group.add_argument("--population-patients", type=positive_int, default=None,
+                                metavar="P", help="from exactly P patients (default: one sentence "
+                                "per patient while there are enough). The per-patient test needs "
+                                "several sentences from each of at least 20 patients, and is "
+                                "better calibrated from 100: e.g. --population 2000 "
+                                "--population-patients 200")
     sampling_group.add_argument("--min-chars", type=positive_int, default=20,
                                 help="drop sentences shorter than this (20)")
     sampling_group.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
@@ -57,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 "inputs (default: lines for 1a/1b files, rules for raw notes)")
     sampling_group.add_argument("--allow-fewer", action="store_true", help="take all eligible "
                                 "patients/sentences when fewer than asked, and record it")
+    audit = parser.add_argument_group("planted canaries (for a provable audit; see README)")
+    audit.add_argument("--canaries", type=non_negative_int, default=0, metavar="M",
+                       help="write M canary sentences carrying random secrets (canaries.jsonl), "
+                       "each included by a seeded coin, and the included ones as notes to add "
+                       "to the training data (canary_notes.csv.gz) (0: none)")
+    audit.add_argument("--canary-repeats", type=canaries.parse_repeats, default=(1, 2, 4, 8),
+                       metavar="R1,R2,...", help="how many times an included canary is repeated "
+                       "in the training data; the canaries are spread evenly over these (1,2,4,8)")
+    audit.add_argument("--canary-digits", type=positive_int, default=canaries.SECRET_DIGITS,
+                       help=f"digits of a secret: 10**D possible secrets ({canaries.SECRET_DIGITS})")
+    parser.add_argument("--workers", type=positive_int, default=len(os.sched_getaffinity(0)),
+                        help="processes that split the notes into sentences (default: every "
+                        "CPU this process may use); the outputs are the same for any number")
     parser.add_argument("--out-dir", type=Path, default=Path("data"), help="output folder (data/)")
     parser.add_argument("--synthetic-dir", type=Path, default=SYNTHETIC_DIR,
                         help="where the built-in synthetic corpus lives (data/synthetic)")
@@ -64,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def ensure_synthetic(folder: Path) -> dict[str, Path]:
-    """The synthetic corpus and its 50/50 patient split, generated on first use."""
+    """The synthetic corpus and its 40/60 patient split, generated on first use: 200
+    training patients, and 300 held-out ones, enough for the non-members, a population
+    and the demo reference's own patients, apart."""
     files = {
         "noteevents": folder / "NOTEEVENTS.csv.gz",
         "train": folder / "split" / split.TRAIN_FILE,
@@ -76,8 +103,8 @@ def ensure_synthetic(folder: Path) -> dict[str, Path]:
         return files
     log.info("Generating the synthetic corpus in %s (first use)", folder)
     with replaced_dir(folder) as scratch:
-        corpus = synthetic.write_corpus(scratch)
-        split.split_notes([corpus["noteevents"]], scratch / "split", 0.5, seed=0)
+        corpus = synthetic.write_corpus(scratch, n_mimic_patients=SYNTHETIC_PATIENTS)
+        split.split_notes([corpus["noteevents"]], scratch / "split", SYNTHETIC_TRAIN_FRACTION, seed=0)
     return files
 
 
@@ -96,7 +123,8 @@ class _Texts:
 
 
 def _draw(name: str, source: Source, eligible: list[str], why: str,
-          usable, args: argparse.Namespace, index: int, n_patients: int | None = None,
+          usable, args: argparse.Namespace, index: int, workers: Workers,
+          n_patients: int | None = None,
           n_sentences: int | None = None, exact_patients: bool = True,
           hint: str = "lower --n-sentences, raise --n-patients") -> tuple[list[dict], dict]:
     """One set: ``n_patients`` patients (exactly, unless ``exact_patients`` is false or
@@ -106,7 +134,7 @@ def _draw(name: str, source: Source, eligible: list[str], why: str,
     rng = np.random.default_rng([args.seed, index])
     patients, by_patient, passed_over = sampling.draw_patients(
         source, eligible, n_patients, rng, usable, args.min_chars, name,
-        args.allow_fewer or not exact_patients, why)
+        args.allow_fewer or not exact_patients, why, workers)
     picked = sampling.round_robin(patients, by_patient, n_sentences, rng)
     contributing = {p for p, _ in picked}
     if len(contributing) < len(patients) and not args.allow_fewer:
@@ -171,6 +199,11 @@ def prepare(args: argparse.Namespace) -> dict:
     if args.n_sentences < args.n_patients:
         raise InputError(f"--n-sentences {args.n_sentences} is fewer than --n-patients "
                          f"{args.n_patients}: every patient of a set gives at least one sentence")
+    if args.canaries:
+        canaries.check_space(args.canaries, args.canary_digits)
+    if args.population_patients is not None and args.population < args.population_patients:
+        raise InputError(f"--population {args.population} is fewer than --population-patients "
+                         f"{args.population_patients}: every patient gives at least one sentence")
     with locked_output_dir(args.out_dir, "--out-dir"):
         if not args.split:
             return _prepare(args, None)
@@ -181,6 +214,11 @@ def prepare(args: argparse.Namespace) -> dict:
 
 
 def _prepare(args: argparse.Namespace, split_stage: Path | None) -> dict:
+    with Workers(args.workers) as workers:
+        return _sample(args, split_stage, workers)
+
+
+def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers) -> dict:
     read = _resolve_inputs(args, split_stage)
     # what the manifest records: the split halves where they will be, not where they are read
     recorded = (lambda path: path) if split_stage is None else (
@@ -192,10 +230,10 @@ def _prepare(args: argparse.Namespace, split_stage: Path | None) -> dict:
     seen_text = (training_text_source(args.members_from, "--members-from", args.splitter)
                  if args.members_from else None)
 
-    allowed = sampling.scan(seen_text, args.min_chars).hashes if seen_text else None
-    train_scan = sampling.scan(train, args.min_chars, allowed)
+    allowed = sampling.scan(seen_text, args.min_chars, workers=workers).hashes if seen_text else None
+    train_scan = sampling.scan(train, args.min_chars, allowed, workers)
     training_hashes = train_scan.hashes if allowed is None else np.union1d(train_scan.hashes, allowed)
-    heldout_scan = sampling.scan(heldout, args.min_chars)
+    heldout_scan = sampling.scan(heldout, args.min_chars, workers=workers)
     avoid = _Texts(training_hashes)
     members_allowed = _Texts(allowed if allowed is not None else training_hashes)
     heldout_text = _Texts(heldout_scan.hashes)
@@ -208,39 +246,44 @@ def _prepare(args: argparse.Namespace, split_stage: Path | None) -> dict:
     sets["members"], summaries["members"] = _draw(
         "members", train, eligible,
         "training patients with a sentence" + (" seen in --members-from" if allowed is not None else ""),
-        lambda s: s in members_allowed and s not in heldout_text, args, 0)
+        lambda s: s in members_allowed and s not in heldout_text, args, 0, workers)
     avoid.sampled.update(r["text"] for r in sets["members"])
 
     eligible_heldout = [p for p, n in heldout_scan.sentence_counts.items()
                         if n > 0 and p not in train_scan.patients]
     sets["non_members"], summaries["non_members"] = _draw(
         "non_members", heldout, eligible_heldout,
-        "held-out patients with no note in the training split", lambda s: s not in avoid, args, 1)
+        "held-out patients with no note in the training split", lambda s: s not in avoid, args, 1,
+        workers)
     avoid.sampled.update(r["text"] for r in sets["non_members"])
 
     if external is not None:
-        external_scan = sampling.scan(external, args.min_chars)
+        external_scan = sampling.scan(external, args.min_chars, workers=workers)
         eligible = [p for p, n in external_scan.sentence_counts.items() if n > 0]
         sets["externals"], summaries["externals"] = _draw(
             "externals", external, eligible, "n2c2 patients with a usable sentence",
-            lambda s: s not in avoid, args, 2)
+            lambda s: s not in avoid, args, 2, workers)
         avoid.sampled.update(r["text"] for r in sets["externals"])
 
     if args.population:
         taken = set(summaries["non_members"]["patients"])
         eligible = [p for p in eligible_heldout if p not in taken]
+        exact = args.population_patients is not None
         sets["population"], summaries["population"] = _draw(
             "population", heldout, eligible,
             "held-out patients outside the training split and the non-members",
-            lambda s: s not in avoid, args, 3, n_patients=min(args.population, len(eligible)),
-            n_sentences=args.population, exact_patients=False,
+            lambda s: s not in avoid, args, 3, workers,
+            n_patients=args.population_patients if exact else min(args.population, len(eligible)),
+            n_sentences=args.population, exact_patients=exact,
             hint="lower --population, give more held-out notes")
 
     sources = {"train_notes": train, "heldout_notes": heldout, "n2c2": external,
                "members_from": seen_text}
     manifest = {
         "tool": "mlm_mia prepare_data_MIA.py", "version": __version__, "seed": args.seed,
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())},
+        # every argument that can change the outputs (--workers cannot)
+        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
+                      if k != "workers"},
         "inputs": {name: {"files": {recorded(k): v for k, v in src.fingerprint().items()},
                           "splitter": {recorded(k): v for k, v in src.splitters().items()}}
                    for name, src in sources.items() if src is not None},
@@ -251,12 +294,44 @@ def _prepare(args: argparse.Namespace, split_stage: Path | None) -> dict:
                     "n2c2": inputs["n2c2"]},
         "training_text_sentences": int(training_hashes.size),
     }
+    planted = _plant_canaries(args, train, [training_hashes, heldout_scan.hashes] + (
+        [external_scan.hashes] if external is not None else []), sets,
+        train_scan.patients | heldout_scan.patients)
+    if planted:
+        manifest["canaries"] = planted[2]
     with staging_dir(args.out_dir, OUTPUTS) as stage:
         for name, records in sets.items():
             (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
+        if planted:
+            (stage / canaries.FILE).write_text(planted[0], encoding="utf-8")
+            canaries.write_notes(stage / canaries.NOTES_FILE, planted[1], planted[2]["notes_format"])
         (stage / MANIFEST).write_text(json_text(manifest), encoding="utf-8")
     log.info("Wrote %s to %s", ", ".join(f"{n}.jsonl" for n in sets), args.out_dir)
     return manifest
+
+
+def _plant_canaries(args: argparse.Namespace, train: Source, corpus_hashes: list[np.ndarray],
+                    sets: dict[str, list[dict]], patients: set[str]) -> tuple[str, list[dict], dict] | None:
+    """``canaries.jsonl``'s text, the canaries, and the manifest's record of them: texts in
+    no note of the corpus and no set, patients apart from the corpus's."""
+    if not args.canaries:
+        return None
+    in_sets = {r["text"] for records in sets.values() for r in records}
+    corpus = _Texts(np.unique(np.concatenate(corpus_hashes)))
+    planted = canaries.make(args.canaries, args.canary_repeats, args.seed,
+                            lambda text: text in in_sets or text in corpus, args.canary_digits)
+    clash = sorted({c["patient_id"] for c in planted} & patients)
+    if clash:
+        raise InputError(f"--canaries: the canary patient id {clash[0]} is a patient of the corpus")
+    text = jsonl_text(planted)
+    fmt = csv_notes.detect_format(train.paths[0])
+    record = {"n": len(planted), "repeats": list(args.canary_repeats), "digits": args.canary_digits,
+              "included": sum(c["included"] for c in planted),
+              "notes": sum(c["repeats"] for c in planted if c["included"]), "notes_format": fmt,
+              "file": canaries.FILE, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    log.info("Planted %d canaries (%d included, %d notes to add to the training data: %s)",
+             record["n"], record["included"], record["notes"], canaries.NOTES_FILE)
+    return text, planted, record
 
 
 def main(argv: list[str] | None = None) -> int:

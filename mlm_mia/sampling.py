@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
 from .errors import InputError
 from .sentences import text_hash
-from .sources import Source
+from .sources import Source, note_sentences
+from .workers import Workers
 
 BATCH = 65_536
 
@@ -45,49 +45,49 @@ def in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
     return sorted_unique[idx] == values
 
 
-def _batched(items: Iterator, size: int) -> Iterator[list]:
-    while batch := list(islice(items, size)):
-        yield batch
+def hash_batch(notes: list[tuple[str, str, str, int]]) -> list[np.ndarray]:
+    """The sentence hashes of each note of a batch (run in a worker process)."""
+    return [hash_array(note_sentences(*note)) for note in notes]
 
 
-def scan(source: Source, min_chars: int, allowed: np.ndarray | None = None) -> Scan:
+def scan(source: Source, min_chars: int, allowed: np.ndarray | None = None,
+         workers: Workers | None = None) -> Scan:
     """Count usable sentences per patient and hash every sentence of ``source``.
 
     With ``allowed`` (sorted hashes), only sentences whose text is in it are counted.
     """
     result = Scan()
-    chunks = []
-
-    def sentences() -> Iterator[tuple[str | None, str]]:
-        for note, splitter in source.notes():
-            if note.patient_id is not None:
-                result.patients.add(note.patient_id)
-            for sentence in source.note_sentences(note, splitter, min_chars):
-                yield note.patient_id, sentence
-
-    for batch in _batched(sentences(), BATCH):
-        hashes = hash_array(s for _, s in batch)
-        usable = np.ones(len(batch), bool) if allowed is None else in_sorted(hashes, allowed)
-        result.sentence_counts.update(
-            p for (p, _), ok in zip(batch, usable) if ok and p is not None)
-        chunks.append(np.unique(hashes))
+    chunks, pending, size = [], [], 0
+    for patient, hashes in source.split_notes(hash_batch, min_chars, workers=workers):
+        if patient is not None:
+            result.patients.add(patient)
+            usable = hashes.size if allowed is None else int(in_sorted(hashes, allowed).sum())
+            if usable:
+                result.sentence_counts[patient] += usable
+        pending.append(hashes)
+        size += hashes.size
+        if size >= BATCH:
+            chunks.append(np.unique(np.concatenate(pending)))
+            pending, size = [], 0
+    chunks += [np.unique(np.concatenate(pending))] if pending else []
     if chunks:
         result.hashes = np.unique(np.concatenate(chunks))
     return result
 
 
-def collect(source: Source, patients: list[str], min_chars: int) -> dict[str, list[str]]:
+def collect(source: Source, patients: list[str], min_chars: int, workers: Workers | None = None
+            ) -> dict[str, list[str]]:
     """The distinct sentences of each of ``patients``, in input order."""
     wanted = frozenset(patients)
     found: dict[str, dict[str, None]] = {p: {} for p in patients}
-    for patient, sentence in source.sentences(min_chars, patients=wanted):
+    for patient, sentence in source.sentences(min_chars, patients=wanted, workers=workers):
         found[patient][sentence] = None
     return {p: list(s) for p, s in found.items()}
 
 
 def draw_patients(source: Source, eligible: Iterable[str], n: int, rng: np.random.Generator,
                   usable: Callable[[str], bool], min_chars: int, set_name: str, allow_fewer: bool,
-                  why: str) -> tuple[list[str], dict[str, list[str]], int]:
+                  why: str, workers: Workers | None = None) -> tuple[list[str], dict[str, list[str]], int]:
     """``n`` patients drawn without replacement from the sorted ``eligible`` ids among those
     with at least one ``usable`` sentence, their usable sentences (in input order), and
     how many drawn patients were passed over for having none.
@@ -111,7 +111,7 @@ def draw_patients(source: Source, eligible: Iterable[str], n: int, rng: np.rando
         wanted = min(len(remaining), missing if not passed_over else
                      missing * -(-(len(chosen) + passed_over) // max(1, len(chosen))))
         candidates = [remaining[i] for i in rng.choice(len(remaining), size=wanted, replace=False)]
-        collected = collect(source, candidates, min_chars)
+        collected = collect(source, candidates, min_chars, workers)
         for patient in candidates:
             kept = [s for s in collected[patient] if usable(s)]
             if not kept:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Container, Iterator
+from typing import Any, Callable, Container, Iterator
 
 from . import csv_notes, n2c2
 from .digests import file_sha256
 from .errors import InputError
 from .notes import Note
 from .sentences import clean_sentences
+from .workers import Workers
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
@@ -68,30 +69,44 @@ class Source:
             notes = n2c2.read_records(path) if self.kind == "n2c2" else csv_notes.read_notes(path)
             yield from ((note, splitter) for note in notes)
 
-    def sentences(self, min_chars: int, patients: Container[str] | None = None
-                  ) -> Iterator[tuple[str | None, str]]:
+    def split_notes(self, function: Callable[[list], list], min_chars: int,
+                    patients: Container[str] | None = None, workers: Workers | None = None
+                    ) -> Iterator[tuple[str | None, Any]]:
+        """``(patient_id, function's result)`` for every note, in input order, where
+        ``function`` maps a list of ``(kind, text, splitter, min_chars)`` to a result per
+        note (:func:`split_batch`, or a hashing of it), run by ``workers``. ``patients``,
+        if given, restricts the notes to theirs (the others are not split at all)."""
+        notes = ((note.patient_id, (self.kind, note.text, splitter, min_chars))
+                 for note, splitter in self.notes() if patients is None or note.patient_id in patients)
+        return (workers or Workers()).map(function, notes)
+
+    def sentences(self, min_chars: int, patients: Container[str] | None = None,
+                  workers: Workers | None = None) -> Iterator[tuple[str | None, str]]:
         """``(patient_id, sentence)`` for every cleaned sentence, in input order.
 
-        ``patients``, if given, restricts the output to those patients' notes (the others
-        are not split at all). Plain text has no patients: its patient id is ``None``, and
-        each line is yielded whole as well as split, since such a file may hold one
-        sentence or one document per line.
+        ``patients``, if given, restricts the output to those patients' notes. Plain text
+        has no patients: its patient id is ``None``, and each line is yielded whole as well
+        as split, since such a file may hold one sentence or one document per line.
         """
-        for note, splitter in self.notes():
-            if patients is None or note.patient_id in patients:
-                for sentence in self.note_sentences(note, splitter, min_chars):
-                    yield note.patient_id, sentence
-
-    def note_sentences(self, note: Note, splitter: str, min_chars: int) -> Iterator[str]:
-        """The cleaned sentences of one note of this source."""
-        if self.kind == "text":
-            yield from clean_sentences(note.text, "lines", min_chars)
-        yield from clean_sentences(note.text, splitter, min_chars)
+        for patient, sentences in self.split_notes(split_batch, min_chars, patients, workers):
+            for sentence in sentences:
+                yield patient, sentence
 
     def fingerprint(self) -> dict[str, str]:
         """SHA-256 of every input file (of every file under an n2c2 folder)."""
         files = [f for p in self.paths for f in (sorted(p.rglob("*")) if p.is_dir() else [p])]
         return {str(f): file_sha256(f) for f in files if f.is_file()}
+
+
+def note_sentences(kind: str, text: str, splitter: str, min_chars: int) -> list[str]:
+    """The cleaned sentences of one note of a source of ``kind``."""
+    whole = list(clean_sentences(text, "lines", min_chars)) if kind == "text" else []
+    return whole + list(clean_sentences(text, splitter, min_chars))
+
+
+def split_batch(notes: list[tuple[str, str, str, int]]) -> list[list[str]]:
+    """:func:`note_sentences` of each note of a batch (run in a worker process)."""
+    return [note_sentences(*note) for note in notes]
 
 
 def _text_lines(path: Path) -> Iterator[str]:
