@@ -1,33 +1,51 @@
-"""Shadow models for LiRA (Carlini et al. 2022) and memorization (Choi et al. 2023): small
-RoBERTa MLMs, each trained on a seeded random half of the study population's *patients*.
+"""Shadow models for LiRA (Carlini et al. 2022) and memorization (Choi et al. 2023), trained
+like the target: the target's architecture (its ``config.json``) and tokenizer, the
+target's recipe (``--shadow-recipe``), from scratch or from the checkpoint the target was
+continued from (``--shadow-init``), each on a seeded random half of the study
+population's *patients*.
 
 Models come in complementary pairs: model ``2j`` trains on a random half ``H_j`` of the
 patients, model ``2j + 1`` on the other half. With an even number of models every
 sentence is IN for exactly half of them, and model ``i`` is the same whatever the number
 of models asked for, so a study with 8 models reuses the 4 of an earlier one.
+
+A shadow's folder holds ``shadow.json``, the record of what it was trained on and how
+(recipe, initial weights, tokenizer, patients, data); a finished shadow is reused while
+its record matches, and trained again when it does not. Training checkpoints into a
+work folder beside it, so an interrupted shadow resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from transformers import PreTrainedTokenizerBase
+import torch
 
+from . import models
+from .digests import folder_sha256, texts_sha256
+from .cli import distinct_ints
 from .errors import InputError
-from .digests import texts_sha256
 from .outputs import json_text, replaced_dir
+from .recipe import Recipe
 from .sets import SHADOW_SETS
 from .sources import note_source
-from .train import TinyShape, train_tiny_mlm
 
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "shadow.json"
+INITS = ("scratch", "tiny")  # or a model folder
+# what must agree for a shadow to be "the target's architecture"
+ARCHITECTURE = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "intermediate_size", "vocab_size", "max_position_embeddings")
 
 
 def patient_halves(patients: Sequence[str], n_models: int, seed: int) -> list[frozenset[str]]:
@@ -41,16 +59,15 @@ def patient_halves(patients: Sequence[str], n_models: int, seed: int) -> list[fr
     return halves
 
 
-def population_text(data_dir: Path) -> tuple[list[str], list[str]]:
-    """Every sentence (patient id, text) of the patients of the members, non-members and
-    (RMIA's) population sets, read from the notes the sets were drawn from, as named in
-    ``manifest.json``: a shadow model trains on the whole text of its patients, as the
+def population_text(data_dir: Path, unit: str = "sentences") -> tuple[list[str], list[str]]:
+    """The text of the patients of the members, non-members and population sets, as
+    ``(patient ids, texts)`` row by row: their cleaned sentences, or (``unit="notes"``)
+    their whole notes, read from the notes the sets were drawn from (named in
+    ``manifest.json``): a shadow model trains on the whole text of its patients, as the
     target did on its members' patients.
 
     The externals (another hospital) are not drawn from the target's population and stay
-    OUT of every shadow model. On the demo, each shadow model trains on 145 patients'
-    notes, close to the target's 200 (closer shadows calibrate LiRA better: with only the
-    members' and non-members' 90 per model, LiRA-offline's AUC fell from 0.63 to 0.57)."""
+    OUT of every shadow model."""
     manifest_path = data_dir / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -65,44 +82,149 @@ def population_text(data_dir: Path) -> tuple[list[str], list[str]]:
                 for p in manifest["sets"][name]["patients"]}
     ids, texts = [], []
     for flag in ("train_notes", "heldout_notes"):
-        if sources.get(flag):
-            try:
-                source = note_source(sources[flag], f"--{flag.replace('_', '-')}", arguments["splitter"])
-            except InputError as err:
-                raise InputError(f"{err} (named in {manifest_path}: shadow models read the whole "
-                                 "text of the sets' patients from there)") from None
-            for patient, sentence in source.sentences(arguments["min_chars"], patients):
-                ids.append(patient)
-                texts.append(sentence)
+        if not sources.get(flag):
+            continue
+        try:
+            source = note_source(sources[flag], f"--{flag.replace('_', '-')}", arguments["splitter"])
+        except InputError as err:
+            raise InputError(f"{err} (named in {manifest_path}: shadow models read the whole "
+                             "text of the sets' patients from there)") from None
+        if unit == "notes":
+            rows = ((n.patient_id, n.text) for n, _ in source.notes() if n.patient_id in patients)
+        else:
+            rows = source.sentences(arguments["min_chars"], patients)
+        for patient, text in rows:
+            ids.append(patient)
+            texts.append(text)
     return ids, texts
 
 
-def train_shadow_models(patient_ids: Sequence[str], texts: Sequence[str], n_models: int,
-                        tokenizer: PreTrainedTokenizerBase, tokenizer_fingerprint: str,
-                        out_dir: Path, epochs: int, seed: int, shape: TinyShape = TinyShape()
-                        ) -> list[tuple[Path, frozenset[str]]]:
-    """Train (or reuse) ``n_models`` shadow models with ``tokenizer`` on the sentences
-    ``texts`` of the patients ``patient_ids`` (row by row; see :func:`population_text`);
-    returns each model's folder and the patients it saw. Each folder's ``shadow.json``
-    records what it was trained on, patients included, and ``tokenizer_fingerprint`` (the
-    caller's hash of the folder the tokenizer came from); a folder whose record differs from
-    what would be trained now is trained again."""
-    halves = patient_halves(patient_ids, n_models, seed)
-    result = []
-    for i, half in enumerate(halves):
-        chosen = [t for p, t in zip(patient_ids, texts) if p in half]
-        init_seed = int(np.random.default_rng([seed, i, 1]).integers(2**31))
-        record = {"index": i, "seed": seed, "init_seed": init_seed, "epochs": epochs,
-                  "shape": asdict(shape), "tokenizer": tokenizer_fingerprint,
-                  "n_sentences": len(chosen), "texts_sha256": texts_sha256(chosen),
-                  "patients": sorted(half)}
-        folder = out_dir / f"shadow_{i:02d}"
-        record_file = folder / RECORD_FILE
-        if not (record_file.exists() and json.loads(record_file.read_text(encoding="utf-8")) == record):
-            log.info("Training shadow model %d/%d on %d sentences of %d patients (%d epochs)",
-                     i + 1, n_models, len(chosen), len(half), epochs)
-            with replaced_dir(folder) as scratch:
-                train_tiny_mlm(chosen, scratch, tokenizer, epochs=epochs, seed=init_seed, shape=shape)
-                (scratch / RECORD_FILE).write_text(json_text(record), encoding="utf-8")
-        result.append((folder, half))
-    return result
+@dataclass(frozen=True)
+class Shadow:
+    """One shadow model to have: where it lives, what it sees, how it is trained."""
+
+    index: int
+    folder: Path
+    patients: frozenset[str]
+    texts: tuple[str, ...]
+    record: dict
+
+    @property
+    def work(self) -> Path:
+        return self.folder.parent / f".{self.folder.name}.work"
+
+    @property
+    def done(self) -> bool:
+        record = self.folder / RECORD_FILE
+        return record.is_file() and json.loads(record.read_text(encoding="utf-8")) == self.record
+
+
+def init_description(init: str, target: Path) -> tuple[str, dict]:
+    """What ``--shadow-init`` names, for the record: ``(kind, config)``, checked against
+    the target's architecture (a folder must match it; ``tiny`` differs on purpose)."""
+    from transformers import AutoConfig
+    target_config = AutoConfig.from_pretrained(target, local_files_only=True).to_dict()
+    if init == "scratch":
+        return "scratch", target_config
+    if init == "tiny":
+        return "tiny", {}
+    folder = models.check_model_dir(init, "--shadow-init")
+    config = AutoConfig.from_pretrained(folder, local_files_only=True).to_dict()
+    different = {k: (config.get(k), target_config.get(k)) for k in ARCHITECTURE if config.get(k) != target_config.get(k)}
+    if different:
+        raise InputError(f"--shadow-init {init}: its architecture is not the target's "
+                         f"({', '.join(f'{k} {a} vs {b}' for k, (a, b) in different.items())}); give "
+                         "the checkpoint the target was trained from, or scratch")
+    models.check_weights(folder, "--shadow-init")
+    return f"folder:{folder_sha256(folder)}", config
+
+
+def plan(data_dir: Path, n_models: int, target: Path, target_fingerprint: str, recipe: Recipe,
+         init: str, out_dir: Path, seed: int) -> list[Shadow]:
+    """The ``n_models`` shadows of a run, with the records they must carry."""
+    init_kind, _ = init_description(init, target)
+    patient_ids, texts = population_text(data_dir, recipe.input)
+    shadows = []
+    for i, half in enumerate(patient_halves(patient_ids, n_models, seed)):
+        chosen = tuple(t for p, t in zip(patient_ids, texts) if p in half)
+        record = {"index": i, "seed": seed, "train_seed": int(np.random.default_rng([recipe.seed, i, 1]).integers(2**31)),
+                  "recipe": recipe.as_dict(), "init": init_kind, "target": target_fingerprint,
+                  "n_texts": len(chosen), "texts_sha256": texts_sha256(chosen), "patients": sorted(half)}
+        shadows.append(Shadow(i, out_dir / f"shadow_{i:02d}", half, chosen, record))
+    return shadows
+
+
+def _initial_model(init: str, target: Path, tokenizer, train_seed: int):
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from .train import TinyShape, new_model
+    torch.manual_seed(train_seed)
+    if init == "scratch":
+        return AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(target, local_files_only=True))
+    if init == "tiny":
+        return new_model(tokenizer, TinyShape(), train_seed)
+    return AutoModelForMaskedLM.from_pretrained(init, local_files_only=True, trust_remote_code=False)
+
+
+def train(shadow: Shadow, init: str, target: Path, tokenizer, recipe: Recipe, device: str = "auto",
+          callbacks=()) -> None:
+    """Train one shadow (resuming from its work folder's checkpoint when the work folder
+    belongs to the same record) and put it, with its tokenizer and record, in its folder."""
+    from .train import train_mlm
+
+    work_record = shadow.work / RECORD_FILE
+    if shadow.work.exists() and not (work_record.is_file() and
+                                     json.loads(work_record.read_text(encoding="utf-8")) == shadow.record):
+        shutil.rmtree(shadow.work)
+    shadow.work.mkdir(parents=True, exist_ok=True)
+    work_record.write_text(json_text(shadow.record), encoding="utf-8")
+    log.info("Training shadow model %d on %d %s of %d patients", shadow.index, len(shadow.texts),
+             recipe.input, len(shadow.patients))
+    model = _initial_model(init, target, tokenizer, shadow.record["train_seed"])
+    key = "-".join([shadow.record["texts_sha256"][:16], shadow.record["target"][:16], recipe.input,
+                    str(recipe.block_size)])
+    model = train_mlm(model, tokenizer, shadow.texts, recipe, shadow.work, shadow.record["train_seed"],
+                      device, callbacks, examples_cache=shadow.folder.parent / ".examples" / key)
+    with replaced_dir(shadow.folder) as scratch:
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        (scratch / RECORD_FILE).write_text(json_text(shadow.record), encoding="utf-8")
+    shutil.rmtree(shadow.work, ignore_errors=True)
+
+
+def architecture_key(target: Path) -> str:
+    """What shadows trained like the target depend on: its config and tokenizer files (not
+    its weights: a retrained target keeps its shadows)."""
+    files = ["config.json", *models.TOKENIZER_FILES, "merges.txt", "tokenizer_config.json",
+             "special_tokens_map.json"]
+    return texts_sha256(f"{name}\0{(target / name).read_text(encoding='utf-8', errors='replace')}"
+                        for name in files if (target / name).is_file())
+
+
+def differences(shadow_folder: Path, target: Path) -> dict[str, list]:
+    """Where a shadow model's architecture differs from the target's (empty: the same)."""
+    load = lambda folder: json.loads((folder / "config.json").read_text(encoding="utf-8"))  # noqa: E731
+    mine, theirs = load(shadow_folder), load(target)
+    return {k: [mine.get(k), theirs.get(k)] for k in ARCHITECTURE if mine.get(k) != theirs.get(k)}
+
+
+def parse_indices(text: str) -> tuple[int, ...]:
+    """``--shadow-index``: comma-separated shadow indices, e.g. ``0,1,5``."""
+    return distinct_ints(text, "--shadow-index", 0, "distinct shadow indices (0, 1, ...)")
+
+
+def train_in_child(argv: Sequence[str], indices: Sequence[int], local_rank: int) -> None:
+    """Train the shadows ``indices`` in a child process (``score_MIA.py ARGV --shadow-index
+    ...``) whose environment is free of torchrun's: a rank of a scoring run trains its
+    own shadows, each on its own device, never as one distributed job."""
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+        "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE", "TORCHELASTIC_RUN_ID")}
+    if torch.cuda.is_available():
+        env["CUDA_VISIBLE_DEVICES"] = str(local_rank)
+    script = Path(__file__).resolve().parents[1] / "score_MIA.py"
+    result = subprocess.run([sys.executable, str(script), *argv, "--shadow-index",
+                             ",".join(map(str, indices))], env=env, capture_output=True, text=True)
+    if result.returncode:
+        lines = result.stderr.strip().splitlines()
+        raise InputError(f"training shadow models {list(indices)} failed: {lines[-1] if lines else result.returncode}")

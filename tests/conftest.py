@@ -48,3 +48,22 @@ def random_roberta(tiny_tokenizer, tmp_path_factory) -> Path:
                                         max_positions=66), seed=0).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def small_sets(corpus, tmp_path_factory) -> Path:
+    """Sets of 8 patients x 24 sentences and a population of 24 (one sentence per patient)."""
+    from mlm_mia import prepare
+    data = tmp_path_factory.mktemp("small_sets") / "data"
+    assert prepare.main(["--train-notes", str(corpus["train"]), "--heldout-notes", str(corpus["heldout"]),
+                         "--n2c2", str(corpus["n2c2"]), "--n-patients", "8", "--n-sentences", "24",
+                         "--population", "24", "--out-dir", str(data)]) == 0
+    return data
+
+
+def recipe_with(source: Path, out: Path, **changes) -> Path:
+    """A copy of the recipe file ``source`` at ``out`` with ``changes`` made to its keys."""
+    import yaml
+    values = yaml.safe_load(source.read_text(encoding="utf-8"))
+    out.write_text(yaml.safe_dump({**values, **changes}), encoding="utf-8")
+    return out

@@ -1,5 +1,7 @@
 """LiRA, memorization, RMIA and EncoderMI on values whose answer is known."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,13 +149,20 @@ def test_encodermi_vector_classifier_learns_from_the_shadow():
 def test_encodermi_separates_what_a_tiny_model_memorised(corpus_sentences, tiny_tokenizer):
     """EncoderMI needs strong memorisation (on the demo's target it sits at AUC 0.5): a tiny
     target and a tiny shadow each learn 100 sentences by heart (200 epochs)."""
+    import dataclasses
+    import tempfile
+
+    from mlm_mia import recipe
     from mlm_mia.train import TinyShape, new_model, train_mlm
     texts = list(dict.fromkeys(s for _, s in corpus_sentences["train"]))[:400]
     members, non_members, shadow_in, shadow_out = (texts[i:i + 100] for i in range(0, 400, 100))
     shape = TinyShape(hidden=64, layers=2, heads=2, intermediate=128, max_positions=130)
 
     def trained(sentences, seed):
-        return train_mlm(new_model(tiny_tokenizer, shape, seed), tiny_tokenizer, sentences, 200, seed)
+        long = dataclasses.replace(recipe.load(recipe.DEMO_RECIPE), epochs=200)
+        with tempfile.TemporaryDirectory() as work:
+            return train_mlm(new_model(tiny_tokenizer, shape, seed), tiny_tokenizer, sentences, long,
+                             Path(work), seed)
 
     target, shadow_model = trained(members, 1), trained(shadow_in, 2)
     target_features = encodermi.similarity_features(target, tiny_tokenizer, members + non_members, 128)

@@ -1,0 +1,106 @@
+"""Shadow models trained like the target: through transformers' Trainer, resumable,
+reusable, divided among torchrun ranks or cluster jobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlm_mia import cli, recipe, score, shadow
+from mlm_mia.train import StopAfter
+
+from conftest import recipe_with
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "tests" / "tiny_recipe.yaml"
+
+
+@pytest.fixture
+def quick_recipe(tmp_path) -> Path:
+    """The tests' recipe cut to 2 epochs: these tests check who trains what, not how well."""
+    return recipe_with(RECIPE, tmp_path / "quick_recipe.yaml", epochs=2)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    return load_file(folder / "model.safetensors")
+
+
+def same_weights(a: Path, b: Path, atol: float = 1e-6) -> bool:
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=atol, rtol=0) for k in wa)
+
+
+def plan(small_sets, random_roberta, out: Path, n: int = 2, **changes) -> list[shadow.Shadow]:
+    tiny = dataclasses.replace(recipe.load(RECIPE), epochs=3, save_steps=4, **changes)
+    return shadow.plan(small_sets, n, random_roberta, shadow.architecture_key(random_roberta), tiny,
+                       "scratch", out, seed=0), tiny
+
+
+def test_a_shadow_stopped_and_resumed_ends_as_one_trained_straight_through(small_sets, random_roberta,
+                                                                         tiny_tokenizer, tmp_path):
+    (first, _), tiny = plan(small_sets, random_roberta, tmp_path / "straight")
+    shadow.train(first, "scratch", random_roberta, tiny_tokenizer, tiny)
+    (stopped, _), _ = plan(small_sets, random_roberta, tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        shadow.train(stopped, "scratch", random_roberta, tiny_tokenizer, tiny, callbacks=[StopAfter(6)])
+    assert not stopped.folder.exists() and [p.name for p in stopped.work.glob("checkpoint-*")] == ["checkpoint-4"]
+    shadow.train(stopped, "scratch", random_roberta, tiny_tokenizer, tiny)  # resumes at step 4
+    assert same_weights(first.folder, stopped.folder) and not stopped.work.exists()
+    assert stopped.done and json.loads((stopped.folder / "shadow.json").read_text()) == first.record
+
+
+def test_a_shadow_is_reused_while_its_record_matches(small_sets, random_roberta, tmp_path):
+    shadows, _ = plan(small_sets, random_roberta, tmp_path)
+    assert not any(s.done for s in shadows)
+    shadows[0].folder.mkdir(parents=True)
+    (shadows[0].folder / "shadow.json").write_text(json.dumps(shadows[0].record))
+    assert plan(small_sets, random_roberta, tmp_path)[0][0].done
+    # another recipe, another model
+    assert not plan(small_sets, random_roberta, tmp_path, learning_rate=1e-3)[0][0].done
+
+
+def score_args(small_sets, random_roberta, recipe_file: Path, shadows: Path, out: Path, *extra: str) -> list[str]:
+    return ["--target", str(random_roberta), "--data-dir", str(small_sets), "--out-dir", str(out),
+            "--no-cache", "--bootstrap", "0", "--no-plot", "--shadow-models", "4", "--shadow-recipe", str(recipe_file),
+            "--shadow-dir", str(shadows), "--device", "cpu", *extra]
+
+
+def test_cluster_jobs_train_their_shadows_and_the_scoring_run_needs_them_all(small_sets, random_roberta,
+                                                                            quick_recipe, tmp_path, capsys):
+    shadows = tmp_path / "shadows"
+    assert cli.run_main(score.main, score_args(small_sets, random_roberta, quick_recipe, shadows, tmp_path / "a",
+                                               "--shadow-index", "0,2")) == 0
+    assert sorted(p.name for p in shadows.glob("shadow_*")) == ["shadow_00", "shadow_02"]
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())  # trained, not scored
+    code = cli.run_main(score.main, score_args(small_sets, random_roberta, quick_recipe, shadows, tmp_path / "b",
+                                               "--shadows-ready"))
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "shadow models [1, 3] of 4 are not trained" in err and "--shadow-index 1,3" in err
+
+
+def test_two_torchrun_ranks_train_four_shadows_as_one_process_does(small_sets, random_roberta, quick_recipe,
+                                                                   tmp_path):
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float arithmetic in both
+    one = tmp_path / "one"
+    result = subprocess.run([sys.executable, str(ROOT / "score_MIA.py"),
+                             *score_args(small_sets, random_roberta, quick_recipe, one, tmp_path / "out1",
+                                         "--shadow-index", "0,1,2,3")],
+                            capture_output=True, text=True, cwd=ROOT, env=one_thread)
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = tmp_path / "two"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
+         str(ROOT / "score_MIA.py"), *score_args(small_sets, random_roberta, quick_recipe, two, tmp_path / "out2")],
+        capture_output=True, text=True, cwd=ROOT, env=one_thread)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for i in range(4):
+        assert same_weights(one / f"shadow_{i:02d}", two / f"shadow_{i:02d}", atol=1e-5), i
+    assert (tmp_path / "out2" / "scores.csv").exists()
