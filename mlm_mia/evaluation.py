@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import columns, metrics
+from . import audit, columns, metrics, patient_tests
+from . import validity as validity_module
 from .attacks import is_blind, lira
 from .errors import InputError
 
@@ -17,23 +18,38 @@ COMPARISONS = {
 }
 PATIENT_COMPARISON = "patient_members_vs_non_members"
 MEMORIZATION = "by_memorization"  # metrics.json key of memorization_report
+VALIDITY = "validity"  # the model-free text-only classifier, per comparison
+PATIENT_TESTS = "patient_tests"
+CANARIES = "canaries"
+# the keys of metrics.json that are not one table of attacks
+SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, CANARIES)
 # |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
 BLIND_BASELINE_MARGIN = 0.1
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
 
 
-def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
-    """``metrics.json``: every attack on every comparison whose sets are present."""
+def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta: float = 0.0
+            ) -> tuple[dict, pd.DataFrame | None]:
+    """``metrics.json``: every attack on every comparison whose sets are present, the
+    validity check, the per-patient tests, the canary audit (with canaries; epsilon bounds
+    for ``audit_delta``) and, with shadow models, the report by memorization; and
+    patients.csv's table (None without the sets the tests need)."""
     result = {}
+    validity = {}
     attacks = columns.attack_names(table)
     for comparison, (positive, negative) in COMPARISONS.items():
         rows = table[table["set"].isin([positive, negative])]
         if not {positive, negative} <= set(rows["set"]):
             continue
         y = (rows["set"] == positive).to_numpy(int)
-        result[comparison] = metrics.evaluate_all(
-            y, {a: rows[columns.score(a)].to_numpy(float) for a in attacks},
-            rows["patient_id"].to_numpy(), n_boot, seed)
+        scores = {a: rows[columns.score(a)].to_numpy(float) for a in attacks}
+        text_only = validity_module.column(comparison)
+        if text_only in rows.columns:
+            scores[text_only] = rows[text_only].to_numpy(float)
+        evaluated = metrics.evaluate_all(y, scores, rows["patient_id"].to_numpy(), n_boot, seed)
+        if text_only in evaluated:
+            validity[comparison] = evaluated.pop(text_only)
+        result[comparison] = evaluated
     rows = table[table["set"].isin(["members", "non_members"])]
     if {"members", "non_members"} <= set(rows["set"]):
         per_patient = rows.groupby(["set", "patient_id"], sort=True)[
@@ -42,9 +58,17 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
         result[PATIENT_COMPARISON] = metrics.evaluate_all(
             y, {a: per_patient[columns.score(a)].to_numpy(float) for a in attacks},
             per_patient["patient_id"].to_numpy(), n_boot, seed)
+    if validity:
+        result[VALIDITY] = validity
+    tested = patient_tests.membership_tests(table, seed)
+    if tested is not None:
+        result[PATIENT_TESTS] = tested[1]
+    canary_audit = audit.canary_report(table, audit_delta)
+    if canary_audit is not None:
+        result[CANARIES] = canary_audit
     if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
         result[MEMORIZATION] = memorization_report(table)
-    return result
+    return result, None if tested is None else tested[0]
 
 
 def _compact(y: np.ndarray, s: np.ndarray) -> dict | None:
@@ -95,10 +119,19 @@ def memorization_report(table: pd.DataFrame, positive: str = "members",
 
 
 def distribution_shift_warnings(results: dict) -> list[str]:
-    """One line per comparison whose blind baseline is far from chance."""
+    """One line per comparison whose model-free check is clearly above chance (its 95%
+    interval above 0.5, or above 0.5 + margin without intervals), and per blind-baseline
+    attack far from chance."""
     lines = []
+    for comparison, check in results.get(VALIDITY, {}).items():
+        low = check["auc_ci"][0] if "auc_ci" in check else check["auc"] - BLIND_BASELINE_MARGIN
+        if low > 0.5:
+            lines.append(
+                f"WARNING {comparison}: a text-only classifier that never sees a model separates "
+                f"the two sets (AUC {check['auc']:.3f}): they differ in distribution, and every "
+                "attack number on this comparison is inflated by it.")
     for comparison, attacks in results.items():
-        if comparison == MEMORIZATION:
+        if comparison in SECTIONS:
             continue
         for attack, values in attacks.items():
             if is_blind(attack) and abs(values["auc"] - 0.5) > BLIND_BASELINE_MARGIN:

@@ -4,11 +4,12 @@ Scores follow one convention: higher means "more likely a member"; labels are 1 
 members (positives) and 0 for non-members (negatives). Thresholds are always set on the
 negatives, so a false-positive rate is what it says, never a quantile of the members.
 
-One private core, :func:`_counts`, gives every ROC curve: one sort of the scores, then
-cumulative counts of true and false positives at each distinct threshold. A
-patient bootstrap is the same computation with the resamples' patient draw counts, so a
-thousand resamples of every attack cost one sort and two matrix products per attack, and
-give exactly the resampled rows' own curves.
+One private core, :func:`_curves`, gives every ROC curve: one sort of the scores, then
+each patient group's cumulative counts of sentences at or above each distinct score. A
+curve is a weighting of the groups: all of weight one for the sentences as they are, and
+the draw counts of a resample of patients for the bootstrap. A thousand resamples of an
+attack then cost one sort and a few small matrix products, and give exactly the curves
+of the resampled rows themselves.
 scikit-learn's ``roc_curve`` and ``roc_auc_score`` are the reference the tests hold it to.
 """
 
@@ -55,77 +56,111 @@ class Resamples:
         return self.counts[0].shape[0]
 
 
-def _counts(y: np.ndarray, s: np.ndarray, resamples: Resamples | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ROC curves in counts, thresholds falling: ``(fps, tps, thresholds)``, the false
-    and true positives ``[B, T]`` when predicting "member" for scores at or above each of
-    the ``T`` distinct scores, for the ``B`` resamples (one row, the sentences as they are,
-    without). The curve of a row is (0, 0) then ``(fps / fps[-1], tps / tps[-1])``, as
-    scikit-learn's ``roc_curve(..., drop_intermediate=False)``.
+@dataclass(frozen=True)
+class _Curves:
+    """One attack on one comparison, by group: ``cumulative[c]`` ``[G_c, T]`` counts, for
+    each group of class ``c``, its sentences scored at or above each of the ``T`` distinct
+    scores (``thresholds``, falling); ``counts[c]`` ``[B, G_c]`` the weight of each group
+    in each of ``B`` curves (one curve of weight one without resamples)."""
 
-    With resamples, the counts are the group draw counts times each group's cumulative
-    counts: one matrix product per class, exact (whole numbers far below 2**53). A
-    threshold no drawn sentence has repeats the point before it, which changes neither the
-    area nor a TPR at an FPR."""
+    thresholds: np.ndarray
+    cumulative: dict[int, np.ndarray]
+    counts: dict[int, np.ndarray]
+
+    def totals(self, label: int) -> np.ndarray:
+        """``[B]`` sentences of class ``label`` in each curve (negatives N, positives P)."""
+        return self.counts[label] @ self.cumulative[label][:, -1]
+
+    def at(self, label: int, index: np.ndarray) -> np.ndarray:
+        """``[B]`` false (0) or true (1) positives of each curve at its own threshold
+        ``index[b]``; 0 where the index is -1 (the origin, above every score)."""
+        values = (self.counts[label] * self.cumulative[label][:, np.maximum(index, 0)].T).sum(axis=1)
+        return np.where(index >= 0, values, 0.0)
+
+
+def _curves(y: np.ndarray, s: np.ndarray, resamples: Resamples | None = None) -> _Curves:
+    """The ROC curves of scores ``s`` (the core behind every metric here). Every count in
+    them is a whole number far below 2**53, so every sum below is exact."""
     order = np.argsort(s, kind="mergesort")[::-1]
     ranked = s[order]
     ends = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # last row of each tie
     rank = np.empty(s.size, dtype=int)
     rank[order] = np.arange(s.size)
-    counts = []
+    cumulative, counts = {}, {}
     for label in (0, 1):
         if resamples is None:
             rows, group, n_groups = np.flatnonzero(y == label), 0, 1
+            counts[label] = np.ones((1, 1))
         else:
-            rows, group, n_groups = resamples.rows[label], resamples.group[label], resamples.counts[label].shape[1]
+            rows, group, counts[label] = resamples.rows[label], resamples.group[label], resamples.counts[label]
+            n_groups = counts[label].shape[1]
         indicator = np.zeros((n_groups, s.size))
         indicator[group, rank[rows]] = 1.0
-        cumulative = np.cumsum(indicator, axis=1)[:, ends]
-        counts.append(cumulative if resamples is None else resamples.counts[label] @ cumulative)
-    return counts[0], counts[1], ranked[ends]
+        cumulative[label] = np.cumsum(indicator, axis=1)[:, ends]
+    return _Curves(ranked[ends], cumulative, counts)
 
 
-def _area(fps: np.ndarray, tps: np.ndarray) -> np.ndarray:
-    """Trapezoidal area under each row's curve, from (0, 0). In counts, every term is a
-    whole number, so the sum is exact and only the final division rounds."""
-    twice = fps[:, 0] * tps[:, 0] + np.einsum("ij,ij->i", np.diff(fps, axis=1), tps[:, 1:] + tps[:, :-1])
-    return twice / (2 * fps[:, -1] * tps[:, -1])
+def _area(curves: _Curves) -> np.ndarray:
+    """``[B]`` areas under the curves: the trapezoidal area of a step ROC curve is the
+    Mann-Whitney count (a member above a non-member counts 1, a tie one half) over P x N,
+    computed group by group: ``M[g, h]`` for members of group g against non-members of
+    group h, then ``counts_1 M counts_0`` per curve. Only the final division rounds."""
+    positives, negatives = curves.cumulative[1], curves.cumulative[0]
+    at_each = lambda c: np.diff(c, axis=1, prepend=0.0)  # noqa: E731  (sentences at each threshold)
+    below = negatives[:, -1:] - negatives  # non-members strictly below each threshold
+    wins = at_each(positives) @ (below + 0.5 * at_each(negatives)).T
+    count = ((curves.counts[1] @ wins) * curves.counts[0]).sum(axis=1)
+    return count / (curves.totals(1) * curves.totals(0))
 
 
-def _last_within(fps: np.ndarray, target: float) -> np.ndarray:
-    """Per row, how many thresholds keep the FPR (``fps / fps[-1]``, as that float) at most
-    ``target``: the curve's rates never fall, so they are the first ones."""
-    negatives = fps[:, -1]
+def _within(curves: _Curves, target: float) -> np.ndarray:
+    """``[B]`` the last threshold index whose FPR (``fps / N`` as that float) is at most
+    ``target`` (-1: none, only the origin). FPRs never fall along a curve, so each curve's
+    index is found by bisection on the group counts, never the whole curve."""
+    negatives = curves.totals(0)
     k = np.floor(target * negatives)  # the most false positives allowed, made exact below
     k = np.where((k + 1) / negatives <= target, k + 1, np.where(k / negatives > target, k - 1, k))
-    return (fps <= k[:, None]).sum(axis=1)
+    low = np.full(negatives.shape, -1)  # fps(low) <= k always (the origin)
+    high = np.full(negatives.shape, curves.thresholds.size)  # fps(high) > k, or past the end
+    while np.any(high - low > 1):
+        middle = (low + high) // 2
+        ok = curves.at(0, np.minimum(middle, curves.thresholds.size - 1)) <= k
+        low, high = np.where(ok, middle, low), np.where(ok, high, middle)
+    return low
 
 
-def _tpr_at(fps: np.ndarray, tps: np.ndarray, target: float) -> np.ndarray:
-    """Each row's largest TPR at an FPR of at most ``target`` (0 at the origin)."""
-    within = _last_within(fps, target)
-    rows = np.arange(tps.shape[0])
-    return np.where(within > 0, tps[rows, np.maximum(within - 1, 0)], 0.0) / tps[:, -1]
+def _tpr_at(curves: _Curves, target: float) -> np.ndarray:
+    """``[B]`` each curve's largest TPR at an FPR of at most ``target``."""
+    return curves.at(1, _within(curves, target)) / curves.totals(1)
+
+
+def roc_points(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, tpr)``: the ROC curve's points from (0, 0), thresholds falling."""
+    curves = _curves(*_validate(y_true, scores))
+    fps, tps = curves.cumulative[0][0], curves.cumulative[1][0]
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
 
 
 def auc(y_true: Sequence, scores: Sequence) -> float:
     """Area under the ROC curve (ties count one half)."""
-    return float(_area(*_counts(*_validate(y_true, scores))[:2])[0])
+    return float(_area(_curves(*_validate(y_true, scores)))[0])
 
 
 def tpr_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
     """The largest true-positive rate on the ROC curve whose false-positive rate is at most
     ``fpr``. With ``n`` negatives, FPRs below ``1/n`` can only be met with no false positive."""
-    fps, tps, _ = _counts(*_validate(y_true, scores))
-    return float(_tpr_at(fps, tps, fpr)[0])
+    return float(_tpr_at(_curves(*_validate(y_true, scores)), fpr)[0])
+
+
+def _threshold(curves: _Curves, fpr: float) -> float:
+    index = int(_within(curves, fpr)[0])
+    return float(curves.thresholds[index]) if index >= 0 else float("inf")
 
 
 def threshold_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
     """The lowest threshold ``t`` for which predicting "member" when ``score >= t`` keeps
     the false-positive rate on the negatives at most ``fpr`` (+inf: none does)."""
-    fps, _, thresholds = _counts(*_validate(y_true, scores))
-    within = int(_last_within(fps, fpr)[0])
-    return float(thresholds[within - 1]) if within else float("inf")
+    return _threshold(_curves(*_validate(y_true, scores)), fpr)
 
 
 def precision_recall_f1(y_true: Sequence, scores: Sequence, threshold: float
@@ -169,8 +204,8 @@ def resample(y_true: Sequence, groups: Sequence, n_boot: int, seed: int = 0) -> 
 def bootstrap(y_true: Sequence, scores: Sequence, resamples: Resamples,
               fprs: Sequence[float] = FPR_TARGETS) -> dict[str, np.ndarray]:
     """Each resample's AUC and TPR at each FPR (``{"auc": [B], "tpr@<f>": [B], ...}``)."""
-    fps, tps, _ = _counts(*_validate(y_true, scores), resamples)
-    return {"auc": _area(fps, tps), **{f"tpr@{f}": _tpr_at(fps, tps, f) for f in fprs}}
+    curves = _curves(*_validate(y_true, scores), resamples)
+    return {"auc": _area(curves), **{f"tpr@{f}": _tpr_at(curves, f) for f in fprs}}
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
@@ -194,14 +229,13 @@ def evaluate(y_true: Sequence, scores: Sequence, groups: Sequence | None = None,
     """Every metric of one attack on one comparison, as stored in ``metrics.json``;
     ``resamples`` (from :func:`resample`) reuses one comparison's draws."""
     y, s = _validate(y_true, scores)
-    fps, tps, thresholds = _counts(y, s)
+    curves = _curves(y, s)
     n_neg = int((y == 0).sum())
-    within = int(_last_within(fps, THRESHOLD_FPR)[0])
-    threshold = float(thresholds[within - 1]) if within else float("inf")
+    threshold = _threshold(curves, THRESHOLD_FPR)
     precision, recall, f1 = precision_recall_f1(y, s, threshold)
     result = {
-        "auc": float(_area(fps, tps)[0]),
-        "tpr_at_fpr": {str(f): float(_tpr_at(fps, tps, f)[0]) for f in fprs},
+        "auc": float(_area(curves)[0]),
+        "tpr_at_fpr": {str(f): float(_tpr_at(curves, f)[0]) for f in fprs},
         # FPR targets below 1/n_neg: the TPR there is the TPR with no false positive at all
         "fpr_below_resolution": [str(f) for f in fprs if f < 1 / n_neg],
         "threshold": threshold if np.isfinite(threshold) else None,

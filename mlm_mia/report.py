@@ -1,15 +1,11 @@
-"""Human-readable output: the AUC / TPR tables and the ROC plot."""
+"""The printed report: the validity check, AUC / TPR tables, per-patient tests and the
+report by memorization."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-
+from .evaluation import (CANARIES, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS, VALIDITY,
+                         distribution_shift_warnings)
 from .metrics import FPR_TARGETS
-from . import columns
-from .evaluation import COMPARISONS, MEMORIZATION, PATIENT_COMPARISON, distribution_shift_warnings
 
 
 def _pct(value: float) -> str:
@@ -17,33 +13,91 @@ def _pct(value: float) -> str:
 
 
 def tables(results: dict) -> str:
-    """One table per comparison: a row per attack, AUC [95% CI] and TPR at each FPR."""
-    blocks = []
+    """The validity check, one table per comparison (a row per attack, AUC [95% CI] and
+    TPR at each FPR), the per-patient tests and the report by memorization."""
+    blocks = [validity_table(results[VALIDITY])] if VALIDITY in results else []
     for comparison, attacks in results.items():
-        if comparison == MEMORIZATION:
-            blocks.append(memorization_tables(attacks))
-            continue
-        first = next(iter(attacks.values()))
-        unit = "patients" if comparison == PATIENT_COMPARISON else "sentences"
-        lines = [f"{comparison}  ({first['n_pos']} vs {first['n_neg']} {unit})"]
-        header = f"  {'attack':<24} {'AUC [95% CI]':<22}" + "".join(
-            f" {'TPR@' + format(100 * f, 'g') + '%FPR':>13}" for f in FPR_TARGETS)
-        lines.append(header)
-        footnote = False
-        for attack, m in attacks.items():
-            ci = m.get("auc_ci")
-            auc = f"{m['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-            cells = []
-            for f in FPR_TARGETS:
-                mark = "*" if str(f) in m["fpr_below_resolution"] else ""
-                footnote |= bool(mark)
-                cells.append(f" {_pct(m['tpr_at_fpr'][str(f)]) + mark:>13}")
-            lines.append(f"  {attack:<24} {auc:<22}" + "".join(cells))
-        if footnote:
-            lines.append(f"  * FPR below 1/{first['n_neg']}: the TPR with no false positive at all")
-        blocks.append("\n".join(lines))
+        if comparison not in SECTIONS:
+            blocks.append(attack_table(comparison, attacks))
+    if PATIENT_TESTS in results:
+        blocks.append(patient_tests_text(results[PATIENT_TESTS]))
+    if CANARIES in results:
+        blocks.append(canaries_text(results[CANARIES]))
+    if MEMORIZATION in results:
+        blocks.append(memorization_tables(results[MEMORIZATION]))
     warnings = distribution_shift_warnings(results)
     return "\n\n".join(blocks + (["\n".join(warnings)] if warnings else [])) + "\n"
+
+
+def _auc(m: dict) -> str:
+    ci = m.get("auc_ci")
+    return f"{m['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def validity_table(validity: dict) -> str:
+    """The model-free check first: can a classifier on the text alone tell the sets apart?"""
+    lines = ["validity: a text-only classifier (word n-grams, cross-validated by patient) that "
+             "never sees a model; AUC 0.5 = the sets do not differ in distribution"]
+    for comparison, m in validity.items():
+        lines.append(f"  {comparison:<28} AUC {_auc(m)}")
+    return "\n".join(lines)
+
+
+def attack_table(comparison: str, attacks: dict) -> str:
+    first = next(iter(attacks.values()))
+    unit = "patients" if comparison == PATIENT_COMPARISON else "sentences"
+    lines = [f"{comparison}  ({first['n_pos']} vs {first['n_neg']} {unit})"]
+    lines.append(f"  {'attack':<24} {'AUC [95% CI]':<22}" + "".join(
+        f" {'TPR@' + format(100 * f, 'g') + '%FPR':>13}" for f in FPR_TARGETS))
+    footnote = False
+    for attack, m in attacks.items():
+        cells = []
+        for f in FPR_TARGETS:
+            mark = "*" if str(f) in m["fpr_below_resolution"] else ""
+            footnote |= bool(mark)
+            cells.append(f" {_pct(m['tpr_at_fpr'][str(f)]) + mark:>13}")
+        lines.append(f"  {attack:<24} {_auc(m):<22}" + "".join(cells))
+    if footnote:
+        lines.append(f"  * FPR below 1/{first['n_neg']}: the TPR with no false positive at all")
+    return "\n".join(lines)
+
+
+def patient_tests_text(tests: dict) -> str:
+    """The per-patient membership tests in a few lines."""
+    share = lambda v: "-" if v is None else _pct(v)  # noqa: E731
+    lines = [f"patient_tests: a one-sided test per patient (attacks combined, cross-fitted; "
+             f"null from {tests['null_population_patients']} known non-member patients), "
+             f"Benjamini-Hochberg at {100 * tests['fdr']:.0f}% FDR",
+             f"  member patients found        {share(tests['members_found'])}",
+             f"  non-member patients flagged  {share(tests['non_members_flagged'])}",
+             f"  external patients flagged    {share(tests['externals_flagged'])}",
+             f"  false discovery proportion   {_pct(tests['false_discovery_proportion'])}"]
+    for name, ks in tests["uniformity"].items():
+        lines.append(f"  {name} p-values vs uniform: KS distance {ks['distance']:.3f} "
+                     f"(p = {ks['p_value']:.3g}, {ks['n']} patients)")
+    return "\n".join(lines)
+
+
+def canaries_text(report: dict) -> str:
+    """The canary audit: per attack and repeat group, the canaries' AUC and the one-run
+    lower bound on epsilon; the exposure of the secrets by repeat group."""
+    groups = list(next(iter(report["by_attack"].values())))
+    lines = [f"canaries: {report['canaries']} planted, {report['included']} included; epsilon lower bound "
+             f"at {100 * report['confidence']:.0f}% confidence (delta {report['delta']:g}), each cell valid "
+             "for its own attack and group (Steinke et al. 2023); columns: times repeated",
+             f"  {'AUC / epsilon >=':<24}" + "".join(f" {g:>14}" for g in groups)]
+    for attack, by_group in report["by_attack"].items():
+        cells = [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"
+                 for v in by_group.values()]
+        lines.append(f"  {attack:<24}" + "".join(f" {c:>14}" for c in cells))
+    if report["exposure_bits"]:
+        cells = [f"{_bits(v['included'])} / {_bits(v['left_out'])}" for v in report["exposure_bits"].values()]
+        lines.append(f"  {'exposure in / out (bits)':<24}" + "".join(f" {c:>14}" for c in cells))
+    return "\n".join(lines)
+
+
+def _bits(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _cell(m: dict | None, key: str) -> str:
@@ -70,30 +124,3 @@ def memorization_tables(report: dict) -> str:
         lines.append(f"  {k:>3} " + "".join(f" {c:>26}" for c in cells))
     lines.append("  (cells: AUC / TPR@1%FPR)")
     return "\n".join(lines)
-
-
-def roc_plot(table: pd.DataFrame, path: Path) -> None:
-    """ROC curves of every attack, one panel per sentence-level comparison, log-log axes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    attacks = columns.attack_names(table)
-    panels = [(name, pos, neg) for name, (pos, neg) in COMPARISONS.items()
-              if {pos, neg} <= set(table["set"])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
-    for ax, (name, pos, neg) in zip(axes[0], panels):
-        rows = table[table["set"].isin([pos, neg])]
-        y = (rows["set"] == pos).to_numpy(int)
-        floor = 1 / max(1, (y == 0).sum()) / 2
-        for attack in attacks:
-            fpr, tpr, _ = roc_curve(y, rows[columns.score(attack)].to_numpy(float))
-            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=attack)
-        ax.plot([floor, 1], [floor, 1], "k:", linewidth=1, label="chance")
-        ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1),
-               xlabel="false-positive rate", ylabel="true-positive rate", title=name)
-        ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,23 +14,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, attacks, columns, distributed, evaluation, models, prepare, report, shadow
+from . import (__version__, attacks, audit, canaries, columns, demo, distributed, evaluation, figures, models,
+               prepare, report, report_html, shadow, validity)
 from .attacks import ProbeRequest, encodermi, lira, reduce, rmia
 from .cache import ScoreCache
+from .digests import file_sha256
 from .cli import Parser, config_argv, non_negative_int, positive_int
 from .errors import InputError
-from .outputs import json_text, locked_output_dir, replaced_dir, staging_dir
+from .outputs import json_text, locked_output_dir, staging_dir
 from .pll import PLL_METRICS, TokenScores
 from .scoring import BACKENDS, ModelDir, ScoreSettings, probe_features, score_sentences
-from .sets import load_sets
-from .sources import note_source
+from . import recipe as recipe_module
+from .recipe import Recipe
+from .sets import load_sets, sets_digest
+from .stopwatch import Stopwatch
 
 log = logging.getLogger(__name__)
 
-DEMO_EPOCHS = 12
-DEMO_SEED = 1
-DEMO_POPULATION = 1000
-OUTPUTS = ("scores.csv", "metrics.json", "settings.json", "roc.png")  # what a run writes
+SHADOW_RECIPE = recipe_module.ROOT / "configs" / "shadow_recipe.yaml"
+# what a run writes (report.html and roc.png unless --no-plot, patients.csv with a population)
+OUTPUTS = ("scores.csv", "metrics.json", "settings.json", "patients.csv", "roc.png", "report.html")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "flags, with _ for -); flags given on the command line win")
     parser.add_argument("--demo", action="store_true", help="whole study on the synthetic corpus "
                         "with two tiny RoBERTa models trained here")
+    parser.add_argument("--canaries", type=non_negative_int, default=0, metavar="M",
+                        help="with --demo: plant M canaries (prepare_data_MIA.py --canaries) in the "
+                        "demo target's training data and audit them (0)")
     parser.add_argument("--target", type=Path, help="local directory of the target masked LM")
     parser.add_argument("--reference", type=Path, action="append", default=None,
                         help="local directory of a reference masked LM (a model of the same "
@@ -71,14 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=Path("data") / "cache",
                         help="per-sentence score cache (data/cache); holds no text")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    parser.add_argument("--shadow-models", type=non_negative_int, default=0, metavar="K",
-                        help="train K >= 2 tiny RoBERTa shadow models (the target's tokenizer), "
-                        "each on a seeded random half of the sets' patients, for LiRA, "
-                        "memorization and EncoderMI-V (0: none)")
-    parser.add_argument("--shadow-epochs", type=positive_int, default=DEMO_EPOCHS,
-                        help=f"training epochs of each shadow model ({DEMO_EPOCHS})")
-    parser.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
-                        "reused (DATA_DIR/shadow_models)")
+    shadows = parser.add_argument_group("shadow models (LiRA, memorization, EncoderMI-V, RMIA online)")
+    shadows.add_argument("--shadow-models", type=non_negative_int, default=0, metavar="K",
+                         help="K >= 2 shadow models, each trained like the target on a seeded "
+                         "random half of the sets' patients (0: none)")
+    shadows.add_argument("--shadow-recipe", type=Path, help="the target's training recipe, a YAML "
+                         "file as configs/shadow_recipe.yaml (default: that file; with --demo, "
+                         "configs/demo_recipe.yaml)")
+    shadows.add_argument("--shadow-init", default="scratch", help="scratch (fresh weights from the "
+                         "target's config), a model folder (the checkpoint the target was "
+                         "continued from), or tiny (a small RoBERTa with the target's tokenizer: "
+                         "cheap, and said to differ from the target) (scratch)")
+    shadows.add_argument("--shadow-index", type=shadow.parse_indices, metavar="I[,J...]",
+                         help="train only these shadow models (of --shadow-models K) and exit: "
+                         "one job of a cluster job array")
+    shadows.add_argument("--shadows-ready", action="store_true", help="use the trained shadow "
+                         "models only: stop, naming them, if some are not trained yet")
+    shadows.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
+                         "reused (DATA_DIR/shadow_models)")
     parser.add_argument("--rmia-offline-a", type=float, default=attacks.Settings.rmia_offline_a,
                         help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) / 2 "
                         f"({attacks.Settings.rmia_offline_a}; 1: the plain reference likelihood)")
@@ -91,7 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
                         help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (0)")
-    parser.add_argument("--no-plot", action="store_true", help="skip roc.png")
+    parser.add_argument("--exposure-alternatives", type=positive_int, default=100, metavar="N",
+                        help="with canaries: alternative secrets scored per canary for its "
+                        "exposure (at most log2(N + 1) bits can be shown) (100)")
+    parser.add_argument("--audit-delta", type=float, default=0.0,
+                        help="with canaries: the delta of the (epsilon, delta) the audit bounds (0)")
+    parser.add_argument("--no-plot", action="store_true",
+                        help="skip roc.png and report.html (the figures)")
+    parser.add_argument("--show-exposed", type=non_negative_int, default=0, metavar="N",
+                        help="list in report.html the N member sentences the best attack scores "
+                        "highest, with their TEXT: report.html then holds note text (0: never)")
     return parser
 
 
@@ -118,61 +141,6 @@ def reference_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _train_demo_model(folder: Path, texts: list[str], tokenizer_dir: Path, epochs: int) -> None:
-    from .train import train_tiny_mlm
-    from transformers import RobertaTokenizerFast
-
-    with replaced_dir(folder) as scratch:
-        tokenizer = RobertaTokenizerFast.from_pretrained(tokenizer_dir)
-        train_tiny_mlm(texts, scratch, tokenizer, epochs=epochs, seed=DEMO_SEED)
-
-
-def prepare_demo(args: argparse.Namespace) -> None:
-    """Sets from the synthetic corpus and the two tiny models, made once and cached."""
-    from .train import train_tokenizer
-
-    manifest_path = args.data_dir / "manifest.json"
-    if not manifest_path.exists():
-        prepare.main(["--out-dir", str(args.data_dir), "--population", str(DEMO_POPULATION)])
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    synthetic = Path(manifest["arguments"]["synthetic_dir"])
-    train_file = synthetic / "split" / "train_notes.csv.gz"
-    heldout_file = synthetic / "split" / "heldout_notes.csv.gz"
-    if manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]:
-        raise InputError(f"--demo: {args.data_dir} holds sets of real inputs; give the demo its "
-                         "own --data-dir")
-    folder = args.data_dir / "models"
-    target, reference = folder / "target", folder / "reference"
-    # models are tied to the sets: the reference must not have seen the non-members
-    stamp = folder / "sets.sha256"
-    sets_digest = hashlib.sha256(json_text(manifest["sets"]).encode()).hexdigest()
-    if folder.exists() and not (stamp.exists() and stamp.read_text().strip() == sets_digest):
-        log.info("The sets changed since the demo models were trained: training them again")
-        shutil.rmtree(folder)
-    if not (target.exists() and reference.exists()):
-        folder.mkdir(parents=True, exist_ok=True)
-        train_texts = [s for _, s in note_source(str(train_file), "train", None).sentences(20)]
-        # the population (RMIA's) may overlap: RMIA ranks sentences the same whatever it is
-        excluded = set(manifest["sets"]["non_members"]["patients"])
-        population = [s for p, s in note_source(str(heldout_file), "heldout", None).sentences(20)
-                      if p not in excluded]
-        tokenizer_dir = folder / "tokenizer"
-        # The reference follows the target's recipe (same initialisation, same number of
-        # optimisation steps) on held-out patients outside the non-members, so the two models differ
-        # in what they saw and little else.
-        reference_epochs = max(1, round(DEMO_EPOCHS * len(train_texts) / len(population)))
-        log.info("Training the demo tokenizer and two tiny RoBERTa models: target on %d "
-                 "sentences x %d epochs, reference on %d sentences x %d epochs",
-                 len(train_texts), DEMO_EPOCHS, len(population), reference_epochs)
-        train_tokenizer(train_texts + population, tokenizer_dir)
-        if not target.exists():
-            _train_demo_model(target, train_texts, tokenizer_dir, DEMO_EPOCHS)
-        if not reference.exists():
-            _train_demo_model(reference, population, tokenizer_dir, reference_epochs)
-        stamp.write_text(sets_digest + "\n")
-    args.target, args.reference = target, [reference]
-
-
 def run(args: argparse.Namespace) -> dict:
     """The whole scoring step; returns metrics.json's content (empty on ranks other than 0
     under ``torchrun``, which only score their shard)."""
@@ -183,20 +151,37 @@ def run(args: argparse.Namespace) -> dict:
         distributed.finish(ranks)
 
 
-def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks, target: ModelDir
-                   ) -> list[tuple[Path, frozenset[str]]]:
-    """Shadow models with the target's tokenizer, trained by rank 0 (or found ready), for
-    every rank."""
-    train = lambda: shadow.train_shadow_models(  # noqa: E731
-        *shadow.population_text(args.data_dir), args.shadow_models, target.tokenizer,
-        target.fingerprint, args.shadow_dir or args.data_dir / "shadow_models",
-        args.shadow_epochs, args.seed)
-    if ranks.main:
-        result = train()
-    distributed.barrier(ranks)
-    if not ranks.main:
-        result = train()
-    return result
+def shadow_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe the shadow models are trained with."""
+    if args.shadow_recipe:
+        return recipe_module.load(args.shadow_recipe)
+    return recipe_module.load(recipe_module.DEMO_RECIPE if args.demo else SHADOW_RECIPE, "recipe")
+
+
+def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks, target: ModelDir,
+                   watch: Stopwatch) -> list[shadow.Shadow]:
+    """The K shadow models, trained where missing: here, one after the other; under
+    torchrun, each rank its share (models r, r + N, ...) in a process of its own; never with
+    ``--shadows-ready``, which names the missing ones instead."""
+    recipe = shadow_recipe(args)
+    planned = shadow.plan(args.data_dir, args.shadow_models, target.path, shadow.architecture_key(target.path),
+                          recipe, args.shadow_init, args.shadow_dir or args.data_dir / "shadow_models", args.seed)
+    wanted = [s for s in planned if args.shadow_index is None or s.index in args.shadow_index]
+    missing = [s for s in wanted if not s.done]
+    if missing and args.shadows_ready:
+        raise InputError(f"shadow models {[s.index for s in missing]} of {args.shadow_models} are not "
+                         f"trained (or were trained for other data or settings); train them with "
+                         f"--shadow-index {','.join(str(s.index) for s in missing)}, or drop --shadows-ready")
+    with watch.stage("shadow training"):
+        if ranks.world > 1 and args.shadow_index is None:
+            mine = [s.index for s in missing if s.index % ranks.world == ranks.rank]
+            if mine:
+                shadow.train_in_child(sys.argv[1:], mine, ranks.local_rank)
+            distributed.barrier(ranks)
+        else:
+            for planned_shadow in missing:
+                shadow.train(planned_shadow, args.shadow_init, target.path, target.tokenizer, recipe, args.device)
+    return planned
 
 
 @dataclass
@@ -210,25 +195,29 @@ class Scored:
     truncated: dict[str, int]
     # (shadow model, "pll_per_token" / "pll" / "logit"): per-sentence values beside the table's
     model_values: dict[tuple[str, str], np.ndarray]
+    target_extra_pll: list[float]
 
 
 def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
                  halves: dict[str, tuple[int, frozenset[str]]],
                  requests: list[ProbeRequest], settings: ScoreSettings, cache: ScoreCache,
-                 args: argparse.Namespace, ranks: distributed.Ranks) -> Scored:
+                 args: argparse.Namespace, ranks: distributed.Ranks,
+                 target_extra: list[str] = ()) -> Scored:
     """Every model over every sentence (this rank's share), one model in memory at a time:
-    PLLs into the table (shadow models: their reduced score and IN flag), and the probe
-    passes ``requests`` asks for."""
+    PLLs into the table (shadow models: their reduced score and IN flag), the probe
+    passes ``requests`` asks for, and the target's summed PLL of ``target_extra`` (the
+    canaries' alternative secrets)."""
     table = sets.drop(columns="text")
     texts = sets["text"].tolist()
     mine = distributed.shard(len(texts), ranks)
     mine_texts = [texts[i] for i in mine]
-    result = Scored(table, [], {}, {}, {})
+    result = Scored(table, [], {}, {}, {}, [])
     for model_dir in model_dirs:
         name = model_dir.name
         # Min-K%++ is the target's alone; the statistics cost a third on a tiny model
-        scores = score_sentences(model_dir, mine_texts, settings, cache,
-                                 distribution_stats=name == columns.TARGET)
+        with model_dir.stopwatch.stage("PLL"):
+            scores = score_sentences(model_dir, mine_texts, settings, cache,
+                                     distribution_stats=name == columns.TARGET)
         if name != columns.TARGET:  # only the sums travel
             scores = [(s.pll, s.n_tokens, s.truncated, lira.token_logit_mean(s.logprobs)) for s in scores]
         scores = distributed.gather(mine, scores, len(texts), ranks)
@@ -249,11 +238,19 @@ def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
             table[columns.pll(name)], table[columns.n_tokens(name)] = pll, n_tokens
             if name == columns.TARGET and halves:
                 table[columns.TARGET_STATISTIC] = statistic[args.lira_statistic]
+        if name == columns.TARGET and target_extra:
+            extra = distributed.shard(len(target_extra), ranks)
+            with model_dir.stopwatch.stage("canary alternatives"):
+                extra_scores = score_sentences(model_dir, [target_extra[i] for i in extra], settings,
+                                               cache, distribution_stats=False)
+            result.target_extra_pll = distributed.gather(extra, [s.pll for s in extra_scores],
+                                                          len(target_extra), ranks)
         for request in (r for r in requests if r.model == name):
             rows = np.flatnonzero(sets["set"].isin(request.sets)) if request.sets else np.arange(len(texts))
             my_rows = np.intersect1d(mine, rows)
-            values = probe_features(model_dir, request.probe, [texts[i] for i in my_rows],
-                                    settings, cache, args.seed)
+            with model_dir.stopwatch.stage(request.probe.name):
+                values = probe_features(model_dir, request.probe, [texts[i] for i in my_rows],
+                                        settings, cache, args.seed)
             gathered = distributed.gather(my_rows.tolist(), values, len(texts), ranks)
             if ranks.main:
                 width = len(gathered[rows[0]]) if len(rows) else 0
@@ -266,30 +263,45 @@ def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
 
 def _check_args(args: argparse.Namespace) -> None:
     """What the flags cannot check alone, before any work."""
+    if args.canaries and not args.demo:
+        raise InputError("--canaries plants canaries in the demo target's training data and goes "
+                         "with --demo; for your own model, plant them with prepare_data_MIA.py "
+                         "--canaries M before training it")
     if args.compile and args.backend != "engine":
         raise InputError("--compile applies to --backend engine only")
     if not 0 < args.rmia_offline_a <= 1:
         raise InputError("--rmia-offline-a must be in (0, 1]")
     if not 0 < args.min_k_fraction <= 1:
         raise InputError("--min-k-fraction must be in (0, 1]")
+    if not 0 <= args.audit_delta < 1:
+        raise InputError("--audit-delta must be in [0, 1)")
     if args.shadow_models == 1:
         raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
                          "for every sentence)")
+    if args.shadow_index is not None and not args.shadow_models:
+        raise InputError("--shadow-index picks among --shadow-models K; give K")
+    if args.shadow_index is not None and max(args.shadow_index) >= args.shadow_models:
+        raise InputError(f"--shadow-index {max(args.shadow_index)}: there are only --shadow-models "
+                         f"{args.shadow_models} (indices 0 to {args.shadow_models - 1})")
+    if args.shadow_models:
+        shadow_recipe(args)  # a bad recipe stops the run before any work
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise InputError(f"--data-dir {args.data_dir}: not a folder")
 
 
 def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     _check_args(args)
-    # rank 0 alone writes; the out-dir and the cache are checked before any work
-    held = locked_output_dir(args.out_dir, "--out-dir") if ranks.main else contextlib.nullcontext()
+    # rank 0 alone writes (a --shadow-index job writes shadow models only); the out-dir and
+    # the cache are checked before any work
+    writes = ranks.main and args.shadow_index is None
+    held = locked_output_dir(args.out_dir, "--out-dir") if writes else contextlib.nullcontext()
     with held, ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite") as cache:
         if args.demo:
             if ranks.main:
-                prepare_demo(args)
+                args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
             distributed.barrier(ranks)
             if not ranks.main:
-                prepare_demo(args)
+                args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
         if args.target is None:
             raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
                              "--reference MODEL_DIR), or --demo")
@@ -297,62 +309,100 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
 
 
 def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache) -> dict:
-    sets = load_sets(args.data_dir)
-    device = distributed.rank_device(args.device, ranks)
-    settings = ScoreSettings(pll=args.pll, backend=args.backend, device=device, dtype=args.dtype,
-                             batch_tokens=args.batch_tokens or models.default_batch_tokens(
-                                 models.resolve_device(device)),
-                             compile=args.compile, progress=ranks.main)
-    reference_paths = args.reference or []
-    references = reference_names(reference_paths)
-    # every given folder checked before any work starts
-    model_dirs = [ModelDir(args.target, "--target", columns.TARGET, settings)] + [
-        ModelDir(path, "--reference", name, settings) for name, path in zip(references, reference_paths)]
-    for reference in model_dirs[1:]:
-        if reference.fingerprint == model_dirs[0].fingerprint:
-            log.warning("WARNING: --reference %s holds the same model as --target: its likelihood "
-                        "ratio is 0 for every sentence", reference.path)
-    available = {"reference"} if references else set()
-    available |= {"shadows"} if args.shadow_models else set()
-    available |= {"population"} if (sets["set"] == "population").any() else set()
-    available |= {"distribution_stats"} if args.backend == "engine" else set()
-    runnable, left_out = attacks.plan(available)
-    shadows = _shadow_models(args, ranks, model_dirs[0]) if args.shadow_models else []
+    """Score the models into the table, add the attacks, write and print."""
+    watch = Stopwatch()
+    with watch.stage("checks"):
+        sets = load_sets(args.data_dir)
+        planted = load_canaries(args.data_dir, sets)
+        if planted:
+            sets = pd.concat([sets, pd.DataFrame([{"set": audit.SET, "id": c["id"], "patient_id": c["patient_id"],
+                                                   "text": c["text"]} for c in planted])], ignore_index=True)
+        alternatives = [text for c in planted for text in canaries.alternatives(
+            c, args.exposure_alternatives, args.seed, len(c["secret"]))]
+        device = distributed.rank_device(args.device, ranks)
+        settings = ScoreSettings(pll=args.pll, backend=args.backend, device=device, dtype=args.dtype,
+                                 batch_tokens=args.batch_tokens or models.default_batch_tokens(
+                                     models.resolve_device(device)),
+                                 compile=args.compile, progress=ranks.main)
+        reference_paths = args.reference or []
+        references = reference_names(reference_paths)
+        # every given folder checked before any work starts
+        model_dirs = [ModelDir(args.target, "--target", columns.TARGET, settings, watch)] + [
+            ModelDir(path, "--reference", name, settings, watch)
+            for name, path in zip(references, reference_paths)]
+        for reference in model_dirs[1:]:
+            if reference.fingerprint == model_dirs[0].fingerprint:
+                log.warning("WARNING: --reference %s holds the same model as --target: its "
+                            "likelihood ratio is 0 for every sentence", reference.path)
+        available = {"reference"} if references else set()
+        available |= {"shadows"} if args.shadow_models else set()
+        available |= {"population"} if (sets["set"] == "population").any() else set()
+        available |= {"distribution_stats"} if args.backend == "engine" else set()
+        runnable, left_out = attacks.plan(available)
+    shadows = _shadow_models(args, ranks, model_dirs[0], watch) if args.shadow_models else []
+    if args.shadow_index is not None:
+        log.info("Shadow models %s are trained; a run without --shadow-index scores with them",
+                 ",".join(map(str, args.shadow_index)))
+        return {}
     halves = {}
-    for i, (path, half) in enumerate(shadows):
-        model_dirs.append(ModelDir(path, "--shadow-models", columns.shadow_name(i), settings))
-        halves[columns.shadow_name(i)] = (i, half)
+    for s in shadows:
+        model_dirs.append(ModelDir(s.folder, "--shadow-models", columns.shadow_name(s.index), settings, watch))
+        halves[columns.shadow_name(s.index)] = (s.index, s.patients)
     scored = score_models(model_dirs, sets, halves, attacks.probe_requests(runnable), settings,
-                          cache, args, ranks)
+                          cache, args, ranks, alternatives)
     if not ranks.main:
         return {}
-    attack_settings = attacks.Settings(reduction=args.reduction, min_k_fraction=args.min_k_fraction,
-                                       rmia_offline_a=args.rmia_offline_a, seed=args.seed)
-    inputs = attacks.Inputs(scored.table, sets["text"].tolist(), references, scored.target_tokens,
-                            args.backend == "engine", attack_settings, scored.features,
-                            scored.model_values)
-    table = attacks.add_attacks(inputs, runnable)
-    evaluation.check_scores(table)
-    results = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed)
+    with watch.stage("attacks"):
+        inputs = attacks.Inputs(scored.table, sets["text"].tolist(), references, scored.target_tokens,
+                                args.backend == "engine", attacks.Settings(
+                                    reduction=args.reduction, min_k_fraction=args.min_k_fraction,
+                                    rmia_offline_a=args.rmia_offline_a, seed=args.seed),
+                                scored.features, scored.model_values)
+        table = attacks.add_attacks(inputs, runnable)
+        evaluation.check_scores(table)
+    if planted:
+        _add_canary_columns(table, planted, scored.target_extra_pll, args.exposure_alternatives)
+    with watch.stage("validity check"):
+        for name, values in validity.text_only_columns(sets, evaluation.COMPARISONS, args.seed).items():
+            table[name] = values
     run_settings = {
         "version": __version__, "models": {d.name: str(d.path) for d in model_dirs},
         "data_dir": str(args.data_dir), "pll": args.pll, "reduction": args.reduction,
         "backend": args.backend, "device": args.device, "dtype": args.dtype,
-        "batch_tokens": settings.batch_tokens, "compile": args.compile, "bootstrap": args.bootstrap, "seed": args.seed,
-        "truncated_sentences": scored.truncated, "n_sentences": sets["set"].value_counts().to_dict(),
-        "processes": ranks.world, "min_k_fraction": args.min_k_fraction,
-        "shadow_models": {"n": len(shadows), "epochs": args.shadow_epochs,
-                          "patients_seen": [sorted(h) for _, h in shadows]} if shadows else None,
+        "batch_tokens": settings.batch_tokens, "compile": args.compile,
+        "bootstrap": args.bootstrap, "seed": args.seed, "truncated_sentences": scored.truncated,
+        "n_sentences": sets["set"].value_counts().to_dict(), "processes": ranks.world,
+        "min_k_fraction": args.min_k_fraction,
+        "shadow_models": _shadow_settings(shadows, args, model_dirs[0].path),
         "encodermi": {"views": encodermi.N_VIEWS, "mask_probability": encodermi.MASK_PROBABILITY},
         "rmia": _rmia_settings(inputs, runnable, args),
         "lira": _lira_settings(inputs, args) if shadows else None,
-        "attacks_left_out": left_out,
+        "attacks_left_out": left_out, "sets_sha256": sets_digest(args.data_dir),
     }
-    write_outputs(args, table, results, run_settings)
+    with watch.stage("statistics"):
+        results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
+                                               audit_delta=args.audit_delta)
+    with watch.stage("writing"):
+        exposed = most_exposed(table, sets, results, args.show_exposed) if args.show_exposed else None
+        write_outputs(args, table, results, run_settings, patients, exposed, watch)
     print(report.tables(results), end="")
     if left_out:
         print("\n" + attacks.left_out_message(left_out))
+    log.info("Seconds: %s", watch.summary())
     return results
+
+
+def _shadow_settings(shadows: list[shadow.Shadow], args: argparse.Namespace, target: Path) -> dict | None:
+    """The shadow models' recipe and what each saw, and, plainly, whether they differ from
+    the target."""
+    if not shadows:
+        return None
+    differs = shadow.differences(shadows[0].folder, target)
+    if differs:
+        log.warning("WARNING: the shadow models are not the target's architecture (%s): LiRA's IN and "
+                    "OUT statistics then describe another model than the target", differs)
+    return {"n": len(shadows), "recipe": shadows[0].record["recipe"], "init": args.shadow_init,
+            "differs_from_target": differs or None, "patients_seen": [sorted(s.patients) for s in shadows]}
 
 
 def _rmia_settings(inputs: attacks.Inputs, runnable: list[attacks.Attack], args: argparse.Namespace
@@ -393,17 +443,63 @@ def _lira_settings(inputs: attacks.Inputs, args: argparse.Namespace) -> dict:
             "offline": "one-sided: (s - mu_out) / sd_out"}
 
 
-def write_outputs(args: argparse.Namespace, table: pd.DataFrame, results: dict, run_settings: dict) -> None:
-    """scores.csv, metrics.json, settings.json and the ROC plot, into the out-dir at once
-    (an older run's outputs that this one does not write are removed)."""
+def load_canaries(data_dir: Path, sets: pd.DataFrame) -> list[dict]:
+    """The canaries of the data folder, if any: the very file prepare_data_MIA.py wrote
+    for these sets (its SHA-256 in manifest.json), apart from every set."""
+    path = data_dir / canaries.FILE
+    if not path.is_file():
+        return []
+    manifest = data_dir / prepare.MANIFEST
+    recorded = json.loads(manifest.read_text(encoding="utf-8")).get("canaries") if manifest.is_file() else None
+    if not recorded or recorded["sha256"] != file_sha256(path):
+        raise InputError(f"{path}: does not match the run ({manifest} records "
+                         f"{'other canaries' if recorded else 'none'}); write the sets and the canaries "
+                         "together with prepare_data_MIA.py --canaries M")
+    return canaries.load(path, set(sets["id"]), set(sets["text"]))
+
+
+def _add_canary_columns(table: pd.DataFrame, planted: list[dict], alternative_plls: list[float],
+                        n_alternatives: int) -> None:
+    """Whether each canary was included, its repeats and its secret's exposure (numbers
+    only, on the canaries' rows)."""
+    rows = (table["set"] == audit.SET).to_numpy()
+    by_id = {c["id"]: c for c in planted}
+    ids = table.loc[rows, "id"]
+    table.loc[rows, audit.INCLUDED] = [int(by_id[i]["included"]) for i in ids]
+    table.loc[rows, audit.REPEATS] = [by_id[i]["repeats"] for i in ids]
+    plls = np.asarray(alternative_plls, dtype=float).reshape(len(planted), n_alternatives)
+    own = dict(zip(table.loc[rows, "id"], table.loc[rows, columns.pll(columns.TARGET)]))
+    table.loc[rows, audit.EXPOSURE] = [audit.exposure_bits(own[c["id"]], alt) for c, alt in zip(planted, plls)]
+
+
+def most_exposed(table: pd.DataFrame, sets: pd.DataFrame, results: dict, n: int) -> pd.DataFrame:
+    """The ``n`` member sentences that the attack with the best members-vs-non-members AUC
+    (blind baselines aside) scores highest, with their text (only on explicit request)."""
+    scored = results.get("members_vs_non_members") or next(
+        v for k, v in results.items() if k not in evaluation.SECTIONS)
+    best = max((a for a in scored if not attacks.is_blind(a)), key=lambda a: scored[a]["auc"])
+    members = table.assign(text=sets["text"])[table["set"] == "members"]
+    chosen = members.nlargest(n, columns.score(best))
+    return chosen[["id", "patient_id", columns.score(best), "text"]].rename(
+        columns={columns.score(best): f"{best} score"})
+
+
+def write_outputs(args: argparse.Namespace, table: pd.DataFrame, results: dict, run_settings: dict,
+                  patients: pd.DataFrame | None, exposed: pd.DataFrame | None, watch: Stopwatch) -> None:
+    """Every output of the run into the out-dir at once (an older run's outputs that this
+    one does not write are removed)."""
     with staging_dir(args.out_dir, OUTPUTS) as stage:
         table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats
         (stage / "metrics.json").write_text(json_text(results), encoding="utf-8")
         (stage / "settings.json").write_text(json_text(run_settings), encoding="utf-8")
+        if patients is not None:
+            patients.to_csv(stage / "patients.csv", index=False)
         if not args.no_plot:
-            report.roc_plot(table, stage / "roc.png")
-    log.info("Wrote scores.csv, metrics.json, settings.json%s to %s",
-             "" if args.no_plot else ", roc.png", args.out_dir)
+            with watch.stage("plot"):
+                figures.save(figures.roc_figure(table), stage / "roc.png")
+                report_html.write_report(stage / "report.html", table, results, run_settings,
+                                         patients, exposed=exposed)
+    log.info("Wrote %s to %s", ", ".join(n for n in OUTPUTS if (args.out_dir / n).exists()), args.out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from .attacks import Probe
 from .cache import ScoreCache
 from .errors import InputError
 from .pll import PLLEngine, TokenScores
+from .stopwatch import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ class ModelDir:
     fingerprinted and its model loaded at most once, when first needed, for its scores and
     its EncoderMI features alike."""
 
-    def __init__(self, path: Path, flag: str, name: str, settings: ScoreSettings):
+    def __init__(self, path: Path, flag: str, name: str, settings: ScoreSettings,
+                 stopwatch: Stopwatch | None = None):
+        self.stopwatch = stopwatch or Stopwatch()
         self.path = models.check_model_dir(path, flag)
         self.tokenizer = models.load_tokenizer(self.path, flag)
         models.check_weights(self.path, flag)
@@ -101,7 +104,8 @@ class ModelDir:
     @cached_property
     def loaded(self) -> tuple[PreTrainedModel, int]:
         """The model (on the device, in the run's dtype) and its input limit in tokens."""
-        model = models.load_model(self.path, self.flag, self.device, self.dtype, self.tokenizer)
+        with self.stopwatch.stage("loading"):
+            model = models.load_model(self.path, self.flag, self.device, self.dtype, self.tokenizer)
         return model, models.max_sequence_length(model, self.tokenizer)
 
     def release(self) -> None:

@@ -61,6 +61,14 @@ def _records(path: Path, name: str) -> Iterator[dict]:
                    "text": _field(record, "text", where, False)}
 
 
+def sets_digest(data_dir: Path) -> str:
+    """SHA-256 over the set files present (their names and contents): runs compared as
+    targets must have scored the same sets."""
+    from .digests import file_sha256, texts_sha256
+    return texts_sha256(f"{name}:{file_sha256(data_dir / f'{name}.jsonl')}" for name in SET_NAMES
+                        if (data_dir / f"{name}.jsonl").is_file())
+
+
 def load_sets(data_dir: Path) -> pd.DataFrame:
     """The sentence sets in ``data_dir``: columns set, id, patient_id, text; every field
     of every row checked."""

@@ -22,13 +22,10 @@ MAINS = {"prepare": prepare.main, "score": score.main, "metrics": metrics_cli.ma
 
 
 @pytest.fixture(scope="module")
-def tiny(corpus, random_roberta, tmp_path_factory) -> dict:
+def tiny(corpus, small_sets, random_roberta, tmp_path_factory) -> dict:
     """Small sets, an untrained tiny model as target and reference, and a scored run."""
     root = tmp_path_factory.mktemp("tiny")
-    data = root / "data"
-    assert prepare.main(["--train-notes", str(corpus["train"]), "--heldout-notes", str(corpus["heldout"]),
-                         "--n2c2", str(corpus["n2c2"]), *SMALL, "--population", "24",
-                         "--out-dir", str(data)]) == 0
+    data = small_sets
     results = root / "results"
     assert score.main(["--target", str(random_roberta), "--reference", str(random_roberta),
                        "--data-dir", str(data), "--out-dir", str(results), "--no-cache",
@@ -166,6 +163,19 @@ def score_cases(t: dict, bad: Path) -> dict:
     (cache / "pll.sqlite").write_bytes(b"this is not a database, " * 100)
     config_file = bad / "settings.yaml"
     (bad / "unknown.yaml").write_text("reductoin: sum\n")
+    (bad / "broken.yaml").write_text("epochs: [1\n")
+    (bad / "epoch.yaml").write_text("epochs_: 3\n")
+    (bad / "lr.yaml").write_text("learning_rate: fast\n")
+    shadows = base + ["--shadow-models", "4", "--shadow-dir", str(bad / "shadows")]
+    other_architecture = copy_model(model, bad / "other_architecture")
+    smaller = RobertaConfig.from_pretrained(model)
+    smaller.num_hidden_layers = 1
+    from transformers import RobertaForMaskedLM
+    RobertaForMaskedLM(smaller).save_pretrained(other_architecture)
+    foreign_canaries = copy_sets(data, bad / "sets_canaries")
+    (foreign_canaries / "canaries.jsonl").write_text(json.dumps({
+        "id": "canary-00000", "patient_id": "900000000", "text": "The record number is 12345678 here.",
+        "secret": "12345678", "template": 0, "repeats": 1, "included": True}) + "\n")
     (bad / "median.yaml").write_text("reduction: median\n")
     (bad / "not_yaml.yaml").write_text("reduction: [sum\n")
     (bad / "a_file").write_text("x")
@@ -209,6 +219,16 @@ def score_cases(t: dict, bad: Path) -> dict:
         "batch_tokens": (base + ["--batch-tokens", "0"], "--batch-tokens: invalid positive integer"),
         "no_target": (base[2:], "give --target MODEL_DIR"),
         "unknown_flag": (base + ["--targt", "x"], "unrecognized arguments: --targt"),
+        "recipe_missing": (shadows + ["--shadow-recipe", str(bad / "nope.yaml")], "nope.yaml: file not found"),
+        "recipe_malformed": (shadows + ["--shadow-recipe", str(bad / "broken.yaml")], "broken.yaml: not valid YAML"),
+        "recipe_unknown_key": (shadows + ["--shadow-recipe", str(bad / "epoch.yaml")], "epoch.yaml: unknown key(s) ['epochs_']"),
+        "recipe_bad_value": (shadows + ["--shadow-recipe", str(bad / "lr.yaml")], "lr.yaml: learning_rate must be a number"),
+        "init_other_architecture": (shadows + ["--shadow-init", str(other_architecture)],
+                                    "its architecture is not the target's (num_hidden_layers 1 vs 2)"),
+        "shadow_index_too_big": (shadows + ["--shadow-index", "5"], "--shadow-index 5: there are only --shadow-models 4"),
+        "shadow_index_without_k": (base + ["--shadow-index", "1"], "--shadow-index picks among --shadow-models K"),
+        "canaries_without_demo": (base + ["--canaries", "8"], "--canaries plants canaries in the demo"),
+        "canaries_other_run": (with_data(foreign_canaries), "canaries.jsonl: does not match the run"),
     }
 
 
@@ -321,7 +341,7 @@ def test_a_rerun_with_no_plot_leaves_no_older_plot(tiny, tmp_path):
     assert score.main(["--target", str(tiny["model"]), "--reference", str(tiny["model"]), "--data-dir",
                        str(tiny["data"]), "--out-dir", str(out), "--no-cache", "--no-plot",
                        "--bootstrap", "0"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "scores.csv", "settings.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "patients.csv", "scores.csv", "settings.json"]
 
 
 def test_a_second_run_into_a_busy_out_dir_stops_at_once(tiny, tmp_path):
@@ -341,10 +361,10 @@ def test_a_second_run_into_a_busy_out_dir_stops_at_once(tiny, tmp_path):
 KILL_WHILE_WRITING = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from mlm_mia import cli, report, score
+from mlm_mia import cli, figures, score
 def killed(*args, **kwargs):  # the process dies while its outputs are staged, not yet moved
     os.kill(os.getpid(), signal.SIGKILL)
-report.roc_plot = killed
+figures.roc_figure = killed
 sys.exit(cli.run_main(score.main, {argv!r}))
 """
 
@@ -362,7 +382,8 @@ def test_a_run_killed_while_writing_leaves_the_old_outputs_and_the_next_run_clea
     assert staged and {p.name for p in staged[0].iterdir()} >= {"scores.csv", "metrics.json"}
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(".staging-")} == before
     assert score.main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "roc.png", "scores.csv", "settings.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "patients.csv", "report.html", "roc.png",
+                                                     "scores.csv", "settings.json"]
     assert json.loads((out / "settings.json").read_text())["bootstrap"] == 7
 
 
