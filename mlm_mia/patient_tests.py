@@ -109,13 +109,13 @@ def membership_tests(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
     names, features = _features(table)
     fold = _folds(table["patient_id"], seed).to_numpy()
     sets = table["set"].to_numpy()
+    by_patient_fold = dict(zip(table["patient_id"], fold))
     rows = []
     for k in range(FOLDS):
         train = fold != k
         weights = fisher_weights(features[train & (sets == "members")],
                                  features[train & (sets == "non_members")])
         statistics = _patient_statistics(table, features @ weights)
-        by_patient_fold = dict(zip(table["patient_id"], fold))
         statistics["fold"] = statistics["patient_id"].map(by_patient_fold)
         mimic_null = null_model(statistics[statistics["set"] == "population"])
         for name in ("members", "non_members", "externals"):
