@@ -58,23 +58,25 @@ class Resamples:
 
 @dataclass(frozen=True)
 class _Curves:
-    """One attack on one comparison, by group: ``cumulative[c]`` ``[G_c, T]`` counts, for
-    each group of class ``c``, its sentences scored at or above each of the ``T`` distinct
-    scores (``thresholds``, falling); ``counts[c]`` ``[B, G_c]`` the weight of each group
-    in each of ``B`` curves (one curve of weight one without resamples)."""
+    """One attack on one comparison, by group: ``scored[c]`` ``[T, G_c]`` counts, at each
+    of the ``T`` distinct scores (``thresholds``, falling), for each group of class ``c``,
+    its sentences with that score, and ``cumulative[c]`` those scored at or above it;
+    ``counts[c]`` ``[B, G_c]`` the weight of each group in each of ``B`` curves (one curve
+    of weight one without resamples)."""
 
     thresholds: np.ndarray
+    scored: dict[int, np.ndarray]
     cumulative: dict[int, np.ndarray]
     counts: dict[int, np.ndarray]
 
     def totals(self, label: int) -> np.ndarray:
         """``[B]`` sentences of class ``label`` in each curve (negatives N, positives P)."""
-        return self.counts[label] @ self.cumulative[label][:, -1]
+        return self.counts[label] @ self.cumulative[label][-1]
 
     def at(self, label: int, index: np.ndarray) -> np.ndarray:
         """``[B]`` false (0) or true (1) positives of each curve at its own threshold
         ``index[b]``; 0 where the index is -1 (the origin, above every score)."""
-        values = (self.counts[label] * self.cumulative[label][:, np.maximum(index, 0)].T).sum(axis=1)
+        values = np.einsum("bg,bg->b", self.counts[label], self.cumulative[label][np.maximum(index, 0)])
         return np.where(index >= 0, values, 0.0)
 
 
@@ -83,10 +85,11 @@ def _curves(y: np.ndarray, s: np.ndarray, resamples: Resamples | None = None) ->
     them is a whole number far below 2**53, so every sum below is exact."""
     order = np.argsort(s, kind="mergesort")[::-1]
     ranked = s[order]
-    ends = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # last row of each tie
-    rank = np.empty(s.size, dtype=int)
-    rank[order] = np.arange(s.size)
-    cumulative, counts = {}, {}
+    new = np.r_[True, ranked[1:] != ranked[:-1]]  # the first row of each distinct score
+    level = np.empty(s.size, dtype=int)
+    level[order] = np.cumsum(new) - 1  # each row's distinct score, 0 the highest
+    n_levels = int(new.sum())
+    scored, cumulative, counts = {}, {}, {}
     for label in (0, 1):
         if resamples is None:
             rows, group, n_groups = np.flatnonzero(y == label), 0, 1
@@ -94,10 +97,10 @@ def _curves(y: np.ndarray, s: np.ndarray, resamples: Resamples | None = None) ->
         else:
             rows, group, counts[label] = resamples.rows[label], resamples.group[label], resamples.counts[label]
             n_groups = counts[label].shape[1]
-        indicator = np.zeros((n_groups, s.size))
-        indicator[group, rank[rows]] = 1.0
-        cumulative[label] = np.cumsum(indicator, axis=1)[:, ends]
-    return _Curves(ranked[ends], cumulative, counts)
+        scored[label] = np.bincount(level[rows] * n_groups + group, minlength=n_levels * n_groups
+                                    ).reshape(n_levels, n_groups).astype(float)
+        cumulative[label] = np.cumsum(scored[label], axis=0)
+    return _Curves(ranked[new], scored, cumulative, counts)
 
 
 def _area(curves: _Curves) -> np.ndarray:
@@ -105,10 +108,9 @@ def _area(curves: _Curves) -> np.ndarray:
     Mann-Whitney count (a member above a non-member counts 1, a tie one half) over P x N,
     computed group by group: ``M[g, h]`` for members of group g against non-members of
     group h, then ``counts_1 M counts_0`` per curve. Only the final division rounds."""
-    positives, negatives = curves.cumulative[1], curves.cumulative[0]
-    at_each = lambda c: np.diff(c, axis=1, prepend=0.0)  # noqa: E731  (sentences at each threshold)
-    below = negatives[:, -1:] - negatives  # non-members strictly below each threshold
-    wins = at_each(positives) @ (below + 0.5 * at_each(negatives)).T
+    negatives = curves.cumulative[0]
+    below = negatives[-1:] - negatives  # non-members strictly below each threshold
+    wins = curves.scored[1].T @ (below + 0.5 * curves.scored[0])
     count = ((curves.counts[1] @ wins) * curves.counts[0]).sum(axis=1)
     return count / (curves.totals(1) * curves.totals(0))
 
@@ -137,7 +139,7 @@ def _tpr_at(curves: _Curves, target: float) -> np.ndarray:
 def roc_points(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """``(fpr, tpr)``: the ROC curve's points from (0, 0), thresholds falling."""
     curves = _curves(*_validate(y_true, scores))
-    fps, tps = curves.cumulative[0][0], curves.cumulative[1][0]
+    fps, tps = curves.cumulative[0][:, 0], curves.cumulative[1][:, 0]
     return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
 
 

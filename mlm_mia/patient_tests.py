@@ -55,17 +55,18 @@ def fisher_weights(members: np.ndarray, non_members: np.ndarray) -> np.ndarray:
     return weights / np.linalg.norm(weights)
 
 
-def null_model(statistics: pd.DataFrame) -> tuple[float, float, float]:
-    """``(mean, between-patient variance, within-patient variance)`` of the null patients'
-    mean scores (columns ``mean``, ``var``, ``n``): method-of-moments random effects.
-    With one sentence per null patient the whole variance counts as between patients,
-    which overstates the spread of a longer patient's mean: conservative."""
-    several = statistics[statistics["n"] > 1]
-    if several.empty:  # one sentence each: no way to split the variance; all of it between
-        return float(statistics["mean"].mean()), float(statistics["mean"].var(ddof=1)), 0.0
-    within = float((several["var"] * (several["n"] - 1)).sum() / (several["n"] - 1).sum())
-    between = max(0.0, float(statistics["mean"].var(ddof=1) - (within / statistics["n"]).mean()))
-    return float(statistics["mean"].mean()), between, within
+def null_model(mean: np.ndarray, var: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
+    """``(mean, between-patient variance, within-patient variance)`` of the null patients,
+    from each one's mean score, the variance of its scores and its number of sentences:
+    method-of-moments random effects. With one sentence per null patient the whole
+    variance counts as between patients, which overstates the spread of a longer
+    patient's mean: conservative."""
+    several = n > 1
+    if not several.any():  # one sentence each: no way to split the variance; all of it between
+        return float(mean.mean()), float(mean.var(ddof=1)), 0.0
+    within = float((var[several] * (n[several] - 1)).sum() / (n[several] - 1).sum())
+    between = max(0.0, float(mean.var(ddof=1) - (within / n).mean()))
+    return float(mean.mean()), between, within
 
 
 def t_sf(t: np.ndarray, df: int) -> np.ndarray:
@@ -92,11 +93,12 @@ def _folds(patients: pd.Series, seed: int) -> pd.Series:
     return patients.map(dict(zip(ids[order], np.arange(ids.size) % FOLDS)))
 
 
-def _patient_statistics(table: pd.DataFrame, combined: np.ndarray) -> pd.DataFrame:
-    frame = table[["set", "patient_id"]].assign(score=combined)
-    grouped = frame.groupby(["set", "patient_id"], sort=True)["score"]
-    return pd.DataFrame({"mean": grouped.mean(), "var": grouped.var(ddof=1).fillna(0.0),
-                         "n": grouped.size()}).reset_index()
+def _group_moments(group: np.ndarray, n: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's mean score and the variance of its scores (0 for a single sentence),
+    in two passes, as pandas computes them."""
+    mean = np.bincount(group, score, minlength=n.size) / n
+    squares = np.bincount(group, (score - mean[group]) ** 2, minlength=n.size)
+    return mean, np.where(n > 1, squares / np.maximum(n - 1, 1), 0.0)
 
 
 def membership_tests(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, dict] | None:
@@ -109,30 +111,36 @@ def membership_tests(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
     names, features = _features(table)
     fold = _folds(table["patient_id"], seed).to_numpy()
     sets = table["set"].to_numpy()
-    by_patient_fold = dict(zip(table["patient_id"], fold))
-    rows = []
+    # one group per (set, patient), in sorted order, found once for every fold
+    keyed = table[["set", "patient_id"]].assign(fold=fold)
+    group = keyed.groupby(["set", "patient_id"], sort=True).ngroup().to_numpy()
+    patients = keyed.groupby(["set", "patient_id"], sort=True).agg(
+        fold=("fold", "first"), n=("fold", "size")).reset_index()
+    n = patients["n"].to_numpy(float)
+    patient_set, patient_fold = patients["set"].to_numpy(), patients["fold"].to_numpy()
+    population = patient_set == "population"
+    statistic, p_value = np.full(n.size, np.nan), np.full(n.size, np.nan)
     for k in range(FOLDS):
         train = fold != k
         weights = fisher_weights(features[train & (sets == "members")],
                                  features[train & (sets == "non_members")])
-        statistics = _patient_statistics(table, features @ weights)
-        statistics["fold"] = statistics["patient_id"].map(by_patient_fold)
-        mimic_null = null_model(statistics[statistics["set"] == "population"])
+        mean, var = _group_moments(group, n, features @ weights)
+        mimic_null = null_model(mean[population], var[population], n[population])
         for name in ("members", "non_members", "externals"):
-            tested = statistics[(statistics["set"] == name) & (statistics["fold"] == k)]
-            if tested.empty:
+            tested = (patient_set == name) & (patient_fold == k)
+            if not tested.any():
                 continue
             if name == "externals":  # another hospital: calibrated on its other patients
-                others = statistics[(statistics["set"] == "externals") & (statistics["fold"] != k)]
-                if len(others) < MIN_NULL_PATIENTS:
+                others = (patient_set == "externals") & (patient_fold != k)
+                if others.sum() < MIN_NULL_PATIENTS:
                     continue
-                mean, between, within = null_model(others)
-                df = len(others) - 1
+                (centre, between, within), df = null_model(mean[others], var[others], n[others]), others.sum() - 1
             else:
-                (mean, between, within), df = mimic_null, null_patients - 1
-            z = (tested["mean"] - mean) / np.sqrt(between + within / tested["n"])
-            rows.append(tested.assign(statistic=z, p_value=t_sf(z.to_numpy(), df)))
-    patients = pd.concat(rows).sort_values(["set", "patient_id"]).reset_index(drop=True)
+                (centre, between, within), df = mimic_null, null_patients - 1
+            statistic[tested] = (mean[tested] - centre) / np.sqrt(between + within / n[tested])
+            p_value[tested] = t_sf(statistic[tested], df)
+    patients = patients.assign(statistic=statistic, p_value=p_value)
+    patients = patients[~population & np.isfinite(p_value)].reset_index(drop=True)
     patients["q_value"] = benjamini_hochberg(patients["p_value"].to_numpy())
     patients = patients.rename(columns={"n": "n_sentences"})[
         ["patient_id", "set", "n_sentences", "statistic", "p_value", "q_value"]]

@@ -59,13 +59,21 @@ def test_treating_one_patients_sentences_as_independent_would_flag_non_members()
 
 
 def test_the_null_model_splits_the_variance_and_without_repeats_keeps_it_all_between():
-    statistics = pd.DataFrame({"mean": [0.0, 2.0, 4.0], "var": [1.0, 3.0, 0.0], "n": [2, 4, 1]})
-    mean, between, within = patient_tests.null_model(statistics)
+    mean, var, n = np.array([0.0, 2.0, 4.0]), np.array([1.0, 3.0, 0.0]), np.array([2, 4, 1])
+    centre, between, within = patient_tests.null_model(mean, var, n)
     # within: pooled over the patients with several sentences, (1*1 + 3*3) / (1 + 3) = 2.5;
     # between: the variance of the means, 4, less the within share, 2.5 * mean(1/2, 1/4, 1)
-    assert (mean, within) == (2.0, 2.5) and between == pytest.approx(4 - 2.5 * (1 / 2 + 1 / 4 + 1) / 3)
-    single = statistics.assign(n=1, var=0.0)
-    assert patient_tests.null_model(single) == (2.0, 4.0, 0.0)
+    assert (centre, within) == (2.0, 2.5) and between == pytest.approx(4 - 2.5 * (1 / 2 + 1 / 4 + 1) / 3)
+    assert patient_tests.null_model(mean, np.zeros(3), np.ones(3, int)) == (2.0, 4.0, 0.0)
+
+
+def test_patient_statistics_are_pandas_group_means_and_variances():
+    table = simulated_table()
+    group = table.groupby(["set", "patient_id"], sort=True)
+    codes, n = group.ngroup().to_numpy(), group.size().to_numpy(float)
+    mean, var = patient_tests._group_moments(codes, n, table["score_loss"].to_numpy())
+    np.testing.assert_allclose(mean, group["score_loss"].mean().to_numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(var, group["score_loss"].var(ddof=1).fillna(0.0).to_numpy(), rtol=1e-12)
 
 
 def test_benjamini_hochberg_equals_scipys():
