@@ -80,10 +80,14 @@ def qq_figure(patients: pd.DataFrame):
     ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1),
            xlabel="expected p-value (uniform)", ylabel="observed p-value", title="per-patient p-values")
     ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 
-def save(fig, path) -> None:
-    """A figure to a PNG file, then closed."""
-    fig.savefig(path, dpi=120)
+def png(fig) -> bytes:
+    """A figure as PNG bytes (for a file and for report.html alike), then closed."""
+    import io
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     _pyplot().close(fig)
+    return buffer.getvalue()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
 import pandas as pd
 
@@ -31,12 +30,8 @@ img { max-width: 100%; }
 """
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+def _img(png: bytes) -> str:
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
 def _pct(value: float | None) -> str:
@@ -118,7 +113,7 @@ def patients_section(results: dict, patients: pd.DataFrame | None) -> str:
         "<p>Validity: the p-values of patients who were not in the training data should be uniform "
         "(Kolmogorov-Smirnov distance small, its p-value not small).</p>",
         _table(["null patients", "KS distance", "KS p-value", "patients"], uniform),
-        _png(figures.qq_figure(patients)) if patients is not None else ""])
+        _img(figures.png(figures.qq_figure(patients))) if patients is not None else ""])
 
 
 def memorization_section(report: dict) -> str:
@@ -189,12 +184,12 @@ def exposed_section(exposed: pd.DataFrame) -> str:
 
 def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None = None,
                  patients: pd.DataFrame | None = None, comparison: dict | None = None,
-                 exposed: pd.DataFrame | None = None) -> None:
-    """Write report.html to ``path``."""
+                 exposed: pd.DataFrame | None = None, roc_png: bytes | None = None) -> None:
+    """Write report.html to ``path`` (``roc_png``: the ROC figure, if already drawn)."""
     sections = [validity_section(results), attacks_section(results),
                 patients_section(results, patients),
-                "<h2>4. ROC curves (log-log)</h2>" + _png(figures.roc_figure(table)),
-                "<h2>5. Score distributions</h2>" + _png(figures.distributions_figure(table))]
+                "<h2>4. ROC curves (log-log)</h2>" + _img(roc_png or figures.png(figures.roc_figure(table))),
+                "<h2>5. Score distributions</h2>" + _img(figures.png(figures.distributions_figure(table)))]
     if CANARIES in results:
         sections.append(canaries_section(results[CANARIES]))
     if MEMORIZATION in results:

@@ -496,9 +496,10 @@ def write_outputs(args: argparse.Namespace, table: pd.DataFrame, results: dict, 
             patients.to_csv(stage / "patients.csv", index=False)
         if not args.no_plot:
             with watch.stage("plot"):
-                figures.save(figures.roc_figure(table), stage / "roc.png")
+                roc = figures.png(figures.roc_figure(table))
+                (stage / "roc.png").write_bytes(roc)
                 report_html.write_report(stage / "report.html", table, results, run_settings,
-                                         patients, exposed=exposed)
+                                         patients, exposed=exposed, roc_png=roc)
     log.info("Wrote %s to %s", ", ".join(n for n in OUTPUTS if (args.out_dir / n).exists()), args.out_dir)
 
 
