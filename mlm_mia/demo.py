@@ -34,6 +34,18 @@ def _train_model(folder: Path, texts: list[str], tokenizer_dir: Path, recipe: Re
         train_tiny_mlm(texts, scratch, tokenizer, recipe, seed=recipe.seed)
 
 
+def target_texts(data_dir: Path) -> list[str]:
+    """What the demo's target trains on: the sentences of the synthetic training split of
+    the sets in ``data_dir``, and each included canary as often as its repeats."""
+    manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+    train_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "train_notes.csv.gz"
+    texts = [s for _, s in note_source(str(train_file), "train", None).sentences(20)]
+    if (data_dir / canaries.FILE).exists():
+        texts += [c["text"] for c in canaries.load(data_dir / canaries.FILE, set(), set())
+                  for _ in range(c["repeats"]) if c["included"]]
+    return texts
+
+
 def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
     """Sets from the synthetic corpus in ``data_dir`` and the two tiny models, made once
     and kept there; returns the target's folder and the reference's, as a list."""
@@ -45,9 +57,7 @@ def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
         prepare_sets.main(["--out-dir", str(data_dir), "--population", str(POPULATION),
                            "--population-patients", str(POPULATION_PATIENTS), "--canaries", str(n_canaries)])
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    synthetic = Path(manifest["arguments"]["synthetic_dir"])
-    train_file = synthetic / "split" / "train_notes.csv.gz"
-    heldout_file = synthetic / "split" / "heldout_notes.csv.gz"
+    heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
     if manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]:
         raise InputError(f"--demo: {data_dir} holds sets of real inputs; give the demo its "
                          "own --data-dir")
@@ -62,10 +72,7 @@ def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
         shutil.rmtree(folder)
     if not (target.exists() and reference.exists()):
         folder.mkdir(parents=True, exist_ok=True)
-        train_texts = [s for _, s in note_source(str(train_file), "train", None).sentences(20)]
-        if n_canaries:  # the included canaries, each as often as its repeats
-            train_texts += [c["text"] for c in canaries.load(data_dir / canaries.FILE, set(), set())
-                            for _ in range(c["repeats"]) if c["included"]]
+        train_texts = target_texts(data_dir)
         # neither the non-members nor the population (the per-patient test's null, RMIA's
         # population): the reference must be a model that saw none of the sets
         excluded = {p for name in ("non_members", "population") for p in manifest["sets"][name]["patients"]}

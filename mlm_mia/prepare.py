@@ -288,10 +288,11 @@ def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers
                           "splitter": {recorded(k): v for k, v in src.splitters().items()}}
                    for name, src in sources.items() if src is not None},
         "sets": summaries,
-        # the inputs as resolved (the synthetic corpus included): shadow models read the
-        # whole text of the sets' patients from them
-        "sources": {"train_notes": inputs["train"], "heldout_notes": inputs["heldout"],
-                    "n2c2": inputs["n2c2"]},
+        # the inputs as resolved (the synthetic corpus included), as absolute paths so a
+        # run from another folder finds them: shadow models read the whole text of the
+        # sets' patients from them
+        "sources": {flag: str(Path(inputs[key]).resolve()) if inputs[key] else None
+                    for flag, key in (("train_notes", "train"), ("heldout_notes", "heldout"), ("n2c2", "n2c2"))},
         "training_text_sentences": int(training_hashes.size),
     }
     planted = _plant_canaries(args, train, [training_hashes, heldout_scan.hashes] + (
