@@ -102,6 +102,17 @@ def one_run_bound(scores: np.ndarray, included: np.ndarray, delta: float = 0.0,
     return best | {"canaries": m, "delta": delta, "confidence": confidence, "grid": grid}
 
 
+def bound_ceiling(included: np.ndarray, delta: float = 0.0, confidence: float = CONFIDENCE) -> float:
+    """The largest bound :func:`one_run_bound` could give these canaries: every guess of
+    the grid right (as many as there are included and left-out canaries). A bound at its
+    ceiling is limited by the number of canaries, not by the model."""
+    m, n_in = len(included), int(np.sum(included))
+    grid = guess_grid(m)
+    beta = (1 - confidence) / max(1, len(grid))
+    return max((epsilon_lower_bound(m, k_plus + k_minus, min(k_plus, n_in) + min(k_minus, m - n_in), delta, beta)
+                for k_plus, k_minus in grid), default=0.0)
+
+
 def exposure_bits(true_pll: float, alternative_plls: np.ndarray) -> float:
     """The canary's exposure estimated from its rank among sampled alternatives."""
     alternative_plls = np.asarray(alternative_plls, dtype=float)
@@ -135,4 +146,5 @@ def canary_report(table: pd.DataFrame, delta: float = 0.0) -> dict | None:
                            "left_out": float(bits[mask & ~included].mean()) if (mask & ~included).any() else None}
                     for name, mask in groups.items()}
     return {"canaries": int(len(rows)), "included": int(included.sum()), "delta": delta,
-            "confidence": CONFIDENCE, "by_attack": by_attack, "exposure_bits": exposure}
+            "confidence": CONFIDENCE, "by_attack": by_attack, "exposure_bits": exposure,
+            "epsilon_ceiling": {name: bound_ceiling(included[mask], delta) for name, mask in groups.items()}}

@@ -90,6 +90,8 @@ def canaries_text(report: dict) -> str:
         cells = [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"
                  for v in by_group.values()]
         lines.append(f"  {attack:<24}" + "".join(f" {c:>14}" for c in cells))
+    lines.append(f"  {'most provable (ceiling)':<24}" + "".join(
+        f" {'eps ' + format(v, '.2f'):>14}" for v in report["epsilon_ceiling"].values()))
     if report["exposure_bits"]:
         cells = [f"{_bits(v['included'])} / {_bits(v['left_out'])}" for v in report["exposure_bits"].values()]
         lines.append(f"  {'exposure in / out (bits)':<24}" + "".join(f" {c:>14}" for c in cells))

@@ -135,6 +135,8 @@ def canaries_section(report: dict) -> str:
     groups = list(next(iter(report["by_attack"].values())))
     rows = [[attack] + [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"
                         for v in by_group.values()] for attack, by_group in report["by_attack"].items()]
+    rows.append(["most provable with these canaries (every guess right)"] + [
+        f"epsilon {v:.2f}" for v in report["epsilon_ceiling"].values()])
     if report["exposure_bits"]:
         rows.append(["exposure, included / left out (bits)"] + [
             f"{'-' if v['included'] is None else format(v['included'], '.1f')} / "
@@ -148,7 +150,8 @@ def canaries_section(report: dict) -> str:
         f"(epsilon, {report['delta']:g})-differential privacy that the training cannot have had, at "
         f"{100 * report['confidence']:.0f}% confidence (Steinke, Nasr &amp; Jagielski 2023; guesses on a grid "
         "fixed in advance, paid for by a union bound). Each cell holds for its own attack and group; the "
-        "largest of them does not. Exposure: the secret's rank among alternative secrets by the target's "
+        "largest of them does not. A bound at the ceiling row is limited by the number of canaries, "
+        "not by the model: plant more to prove more. Exposure: the secret's rank among alternative secrets by the target's "
         "likelihood, in bits (Carlini et al. 2019).</p>",
         _table(["attack"] + [f"repeated {g}" if g != "all" else "all" for g in groups], rows)])
 

@@ -124,6 +124,19 @@ def test_one_run_bound_uses_a_fixed_grid_paid_for_by_a_union_bound():
     assert audit.one_run_bound(rng.random(400), included)["epsilon"] < 0.5  # a blind attack
 
 
+def test_the_ceiling_is_what_a_perfect_attack_proves_and_no_attack_passes_it():
+    from mlm_mia import audit
+    rng = np.random.default_rng(1)
+    for m in (16, 64, 400):
+        included = rng.random(m) < 0.5
+        ceiling = audit.bound_ceiling(included)
+        assert audit.one_run_bound(included.astype(float), included)["epsilon"] == ceiling
+        for _ in range(20):
+            assert audit.one_run_bound(included + rng.normal(0, 0.7, m), included)["epsilon"] <= ceiling
+    # with 16 canaries, even a perfect attack proves little; with 400, much more
+    assert audit.bound_ceiling(np.arange(16) % 2 == 0) < 1.5 < audit.bound_ceiling(np.arange(400) % 2 == 0)
+
+
 def test_canaries_are_reproducible_under_any_hash_seed_and_apart_from_the_sets(corpus, tmp_path):
     import os
     import subprocess
