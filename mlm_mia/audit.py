@@ -103,14 +103,12 @@ def one_run_bound(scores: np.ndarray, included: np.ndarray, delta: float = 0.0,
 
 
 def bound_ceiling(included: np.ndarray, delta: float = 0.0, confidence: float = CONFIDENCE) -> float:
-    """The largest bound :func:`one_run_bound` could give these canaries: every guess of
-    the grid right (as many as there are included and left-out canaries). A bound at its
-    ceiling is limited by the number of canaries, not by the model."""
-    m, n_in = len(included), int(np.sum(included))
-    grid = guess_grid(m)
-    beta = (1 - confidence) / max(1, len(grid))
-    return max((epsilon_lower_bound(m, k_plus + k_minus, min(k_plus, n_in) + min(k_minus, m - n_in), delta, beta)
-                for k_plus, k_minus in grid), default=0.0)
+    """The largest bound :func:`one_run_bound` could give these canaries: its bound for a
+    perfect attack (every guess of the grid right, as many as there are included and
+    left-out canaries). A bound at its ceiling is limited by the number of canaries, not
+    by the model."""
+    return one_run_bound(np.asarray(included, dtype=float), np.asarray(included, dtype=bool), delta,
+                         confidence)["epsilon"]
 
 
 def exposure_bits(true_pll: float, alternative_plls: np.ndarray) -> float:

@@ -112,10 +112,9 @@ def membership_tests(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
     fold = _folds(table["patient_id"], seed).to_numpy()
     sets = table["set"].to_numpy()
     # one group per (set, patient), in sorted order, found once for every fold
-    keyed = table[["set", "patient_id"]].assign(fold=fold)
-    group = keyed.groupby(["set", "patient_id"], sort=True).ngroup().to_numpy()
-    patients = keyed.groupby(["set", "patient_id"], sort=True).agg(
-        fold=("fold", "first"), n=("fold", "size")).reset_index()
+    grouped = table[["set", "patient_id"]].assign(fold=fold).groupby(["set", "patient_id"], sort=True)
+    group = grouped.ngroup().to_numpy()
+    patients = grouped.agg(fold=("fold", "first"), n=("fold", "size")).reset_index()
     n = patients["n"].to_numpy(float)
     patient_set, patient_fold = patients["set"].to_numpy(), patients["fold"].to_numpy()
     population = patient_set == "population"

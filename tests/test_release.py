@@ -126,11 +126,14 @@ def test_one_run_bound_uses_a_fixed_grid_paid_for_by_a_union_bound():
 
 def test_the_ceiling_is_what_a_perfect_attack_proves_and_no_attack_passes_it():
     from mlm_mia import audit
+    # 8 of 16 in: the grid's k = 8 guesses each way all right, 16 of 16, at beta = 0.05 / 3
+    # (grid sizes 1, 3, 8): the epsilon where P[Binomial(16, q) = 16] = q^16 = beta
+    q = (0.05 / 3) ** (1 / 16)
+    assert audit.bound_ceiling(np.arange(16) % 2 == 0) == pytest.approx(np.log(q / (1 - q)), rel=1e-6)
     rng = np.random.default_rng(1)
     for m in (16, 64, 400):
         included = rng.random(m) < 0.5
         ceiling = audit.bound_ceiling(included)
-        assert audit.one_run_bound(included.astype(float), included)["epsilon"] == ceiling
         for _ in range(20):
             assert audit.one_run_bound(included + rng.normal(0, 0.7, m), included)["epsilon"] <= ceiling
     # with 16 canaries, even a perfect attack proves little; with 400, much more
