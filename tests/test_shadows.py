@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from mlm_mia import cli, recipe, score, shadow
-from mlm_mia.train import StopAfter
+from mlm_mia.train import SeededMasking, StopAfter
 
 from conftest import recipe_with
 
@@ -42,6 +43,32 @@ def plan(small_sets, random_roberta, out: Path, n: int = 2, **changes) -> list[s
     tiny = dataclasses.replace(recipe.load(RECIPE), epochs=3, save_steps=4, **changes)
     return shadow.plan(small_sets, n, random_roberta, shadow.architecture_key(random_roberta), tiny,
                        "scratch", out, seed=0), tiny
+
+
+def test_seeded_masking_gives_the_batch_the_library_collator_gives(corpus_sentences, tiny_tokenizer):
+    from transformers import DataCollatorForLanguageModeling
+    tok = tiny_tokenizer
+    ids = tok([s for _, s in corpus_sentences["train"][:64]], truncation=True, max_length=128)["input_ids"]
+    ids[0][3:3] = [tok.mask_token_id, tok.unk_token_id]  # special inside a row: never masked
+    ours = SeededMasking(tok, 0.15, seed=3)
+    ours.epoch = 2
+    batch = ours([{"input_ids": row, "index": 10 + i} for i, row in enumerate(ids)])
+    library = DataCollatorForLanguageModeling(tok, mlm_probability=0.15)
+    key = np.random.SeedSequence([3, 2, 10]).generate_state(1)[0]
+    library.generator = torch.Generator().manual_seed(int(key))
+    expected = library([{"input_ids": row} for row in ids])
+    assert batch.keys() == {"input_ids", "attention_mask", "labels"}
+    assert all(torch.equal(batch[k], expected[k]) for k in batch)
+    assert 0 < (batch["labels"] != -100).sum() < batch["attention_mask"].sum()
+    assert (batch["labels"][0, 3:5] == -100).all()
+    tok.padding_side = "left"  # a tokenizer that pads on the left is padded there too
+    try:
+        library.generator = torch.Generator().manual_seed(int(key))
+        left = ours([{"input_ids": row, "index": 10 + i} for i, row in enumerate(ids)])
+        expected = library([{"input_ids": row} for row in ids])
+        assert all(torch.equal(left[k], expected[k]) for k in left)
+    finally:
+        tok.padding_side = "right"
 
 
 def test_a_shadow_stopped_and_resumed_ends_as_one_trained_straight_through(small_sets, random_roberta,
