@@ -329,14 +329,17 @@ def write_n2c2(folder: Path, n_patients: int, seed: int) -> list[Path]:
 
 
 def write_corpus(out_dir: Path, seed: int = 0, n_mimic_patients: int = 400,
-                 n_n2c2_patients: int = 120) -> dict[str, Path]:
-    """Write the whole synthetic corpus into ``out_dir``; return its files by role."""
+                 n_n2c2_patients: int = 120, notes_per_patient: tuple[int, int] = (4, 9)
+                 ) -> dict[str, Path]:
+    """Write the whole synthetic corpus into ``out_dir``; return its files by role. A MIMIC
+    patient has ``notes_per_patient`` notes (low inclusive, high exclusive), about 13
+    sentences each."""
     out_dir.mkdir(parents=True, exist_ok=True)
     noteevents = out_dir / "NOTEEVENTS.csv.gz"
     one_a = out_dir / "SUBJECT_ID_to_NOTES_1a.csv"
     with gzip_text_writer(noteevents) as handle, \
             open(one_a, "w", encoding="utf-8", newline="") as one_a_handle:
-        write_noteevents(handle, n_mimic_patients, seed, one_a=one_a_handle)
+        write_noteevents(handle, n_mimic_patients, seed, notes_per_patient, one_a=one_a_handle)
     n2c2_dir = out_dir / "n2c2" / "training-RiskFactors-Complete-Set1"
     records = write_n2c2(n2c2_dir, n_n2c2_patients, seed)
     tar_path = out_dir / "n2c2.tar.gz"
