@@ -46,29 +46,42 @@ def target_texts(data_dir: Path) -> list[str]:
     return texts
 
 
+def _drawn_from_the_corpus(manifest: dict, n_canaries: int) -> bool:
+    """Whether the sets of ``manifest`` were drawn, with ``n_canaries`` canaries, from the
+    synthetic corpus as it is now (a corpus made again by newer code is another corpus)."""
+    sources = manifest.get("sources") or {}
+    if (manifest.get("canaries") or {}).get("n", 0) != n_canaries:
+        return False
+    return all(sources.get(flag) and Path(sources[flag]).exists()
+               and prepare_sets.unchanged(manifest, flag, note_source(sources[flag], flag, None))
+               for flag in ("train_notes", "heldout_notes"))
+
+
 def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
     """Sets from the synthetic corpus in ``data_dir`` and the two tiny models, made once
     and kept there; returns the target's folder and the reference's, as a list."""
     from .train import train_tokenizer
 
     manifest_path = data_dir / "manifest.json"
-    planted = lambda: json.loads(manifest_path.read_text(encoding="utf-8")).get("canaries") or {}  # noqa: E731
-    if not manifest_path.exists() or planted().get("n", 0) != n_canaries:
-        prepare_sets.main(["--out-dir", str(data_dir), "--population", str(POPULATION),
-                           "--population-patients", str(POPULATION_PATIENTS), "--canaries", str(n_canaries)])
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
-    if manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]:
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    if manifest and (manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]):
         raise InputError(f"--demo: {data_dir} holds sets of real inputs; give the demo its "
                          "own --data-dir")
+    prepare_sets.ensure_synthetic(prepare_sets.SYNTHETIC_DIR)
+    if not _drawn_from_the_corpus(manifest, n_canaries):
+        prepare_sets.main(["--out-dir", str(data_dir), "--population", str(POPULATION),
+                           "--population-patients", str(POPULATION_PATIENTS), "--canaries", str(n_canaries)])
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
     folder = data_dir / "models"
     target, reference = folder / "target", folder / "reference"
-    # models are tied to the sets (the reference must not have seen the non-members) and
-    # to the canaries planted in the target's training data
+    # models are tied to the sets (the reference must not have seen the non-members), to
+    # the canaries planted in the target's training data and to the notes they train on
     stamp = folder / "sets.sha256"
-    sets_digest = hashlib.sha256(json_text([manifest["sets"], manifest.get("canaries")]).encode()).hexdigest()
+    sets_digest = hashlib.sha256(json_text([manifest["sets"], manifest.get("canaries"),
+                                            manifest["inputs"]]).encode()).hexdigest()
     if folder.exists() and not (stamp.exists() and stamp.read_text().strip() == sets_digest):
-        log.info("The sets changed since the demo models were trained: training them again")
+        log.info("The sets or their notes changed since the demo models were trained: training them again")
         shutil.rmtree(folder)
     if not (target.exists() and reference.exists()):
         folder.mkdir(parents=True, exist_ok=True)

@@ -118,6 +118,13 @@ def ensure_synthetic(folder: Path) -> dict[str, Path]:
     return files
 
 
+def unchanged(manifest: dict, flag: str, source: Source) -> bool:
+    """Whether the files of the input ``flag`` (``train_notes``, ``heldout_notes``), read
+    again as ``source``, still have the SHA-256 that ``manifest`` recorded when the sets
+    were drawn from them."""
+    return sorted(source.fingerprint().values()) == sorted(manifest["inputs"][flag]["files"].values())
+
+
 class _Texts:
     """Sentence texts to avoid: sorted hashes plus the texts already sampled."""
 

@@ -35,6 +35,7 @@ from .digests import folder_sha256, texts_sha256
 from .cli import distinct_ints
 from .errors import InputError
 from .outputs import json_text, replaced_dir
+from .prepare import unchanged
 from .recipe import Recipe
 from .sets import SHADOW_SETS
 from .sources import note_source
@@ -89,6 +90,10 @@ def population_text(data_dir: Path, unit: str = "sentences") -> tuple[list[str],
         except InputError as err:
             raise InputError(f"{err} (named in {manifest_path}: shadow models read the whole "
                              "text of the sets' patients from there)") from None
+        if not unchanged(manifest, flag, source):
+            raise InputError(f"{sources[flag]}: not the notes the sets were drawn from (its SHA-256 "
+                             f"differs from the one {manifest_path} records); draw the sets again "
+                             "with prepare_data_MIA.py")
         if unit == "notes":
             rows = ((n.patient_id, n.text) for n, _ in source.notes() if n.patient_id in patients)
         else:

@@ -176,6 +176,10 @@ def score_cases(t: dict, bad: Path) -> dict:
     (foreign_canaries / "canaries.jsonl").write_text(json.dumps({
         "id": "canary-00000", "patient_id": "900000000", "text": "The record number is 12345678 here.",
         "secret": "12345678", "template": 0, "repeats": 1, "included": True}) + "\n")
+    changed_notes = copy_sets(data, bad / "sets_changed_notes")  # notes edited after the sets were drawn
+    manifest = json.loads((changed_notes / "manifest.json").read_text())
+    manifest["sources"]["train_notes"] = str(notes_file(t["corpus"], bad / "train_edited.csv", lambda text: text))
+    (changed_notes / "manifest.json").write_text(json.dumps(manifest))
     (bad / "median.yaml").write_text("reduction: median\n")
     (bad / "not_yaml.yaml").write_text("reduction: [sum\n")
     (bad / "a_file").write_text("x")
@@ -226,6 +230,8 @@ def score_cases(t: dict, bad: Path) -> dict:
         "init_other_architecture": (shadows + ["--shadow-init", str(other_architecture)],
                                     "its architecture is not the target's (num_hidden_layers 1 vs 2)"),
         "shadow_index_too_big": (shadows + ["--shadow-index", "5"], "--shadow-index 5: there are only --shadow-models 4"),
+        "notes_changed": (with_data(changed_notes) + ["--shadow-models", "4", "--shadow-dir", str(bad / "shadows")],
+                          "train_edited.csv: not the notes the sets were drawn from"),
         "shadow_index_without_k": (base + ["--shadow-index", "1"], "--shadow-index picks among --shadow-models K"),
         "canaries_without_demo": (base + ["--canaries", "8"], "--canaries plants canaries in the demo"),
         "canaries_other_run": (with_data(foreign_canaries), "canaries.jsonl: does not match the run"),

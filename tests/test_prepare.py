@@ -225,6 +225,21 @@ def test_no_arguments_uses_the_synthetic_corpus(tmp_path):
     assert read_sets(tmp_path / "again") == sets
 
 
+def test_the_demo_draws_its_sets_again_when_their_notes_or_canaries_change(small_sets, tmp_path):
+    from mlm_mia.demo import _drawn_from_the_corpus
+    manifest = json.loads((small_sets / "manifest.json").read_text())
+    assert _drawn_from_the_corpus(manifest, 0)
+    assert not _drawn_from_the_corpus(manifest, 8) and not _drawn_from_the_corpus({}, 0)
+    edited = tmp_path / "train.csv.gz"
+    with gzip.open(manifest["sources"]["train_notes"], "rt", encoding="utf-8", newline="") as handle:
+        text = handle.read()
+    with gzip.open(edited, "wt", encoding="utf-8", newline="") as handle:
+        handle.write(text.replace("\n", "\n\n", 1))  # one more blank line: the same notes, other bytes
+    assert not _drawn_from_the_corpus(manifest | {"sources": manifest["sources"] | {"train_notes": str(edited)}}, 0)
+    gone = manifest["sources"] | {"heldout_notes": str(tmp_path / "nowhere.csv.gz")}
+    assert not _drawn_from_the_corpus(manifest | {"sources": gone}, 0)
+
+
 def test_population_comes_from_held_out_patients_outside_every_set(corpus, tmp_path):
     from mlm_mia.sources import note_source
     assert main(data_args(corpus) + SMALL + ["--population", "120", "--out-dir", str(tmp_path)]) == 0
