@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
 
 from .csv_notes import FORMATS
-from .cli import distinct_ints
+from .cli import SHARED_FLAGS, distinct_ints
 from .errors import InputError
 from .outputs import gzip_text_writer
 from .sentences import normalize
 
+log = logging.getLogger(__name__)
+
 FILE = "canaries.jsonl"
 NOTES_FILE = "canary_notes.csv.gz"
-SECRET_DIGITS = 8
+SECRET_DIGITS = SHARED_FLAGS["--canary-digits"]["default"]
 # clinical-looking carriers of a made-up record number; every one at least 20 characters
 TEMPLATES = (
     "The patient's medical record number is {secret} per registration.",
@@ -36,7 +40,19 @@ TEMPLATES = (
     "Lab specimen was sent out under requisition {secret} for testing.",
     "Primary care follow up was scheduled under visit number {secret} next week.",
 )
+# a sentence of any template, whatever its secret (also with the digits removed and lower-
+# cased, as in the pseudo re-identified 1a/1b files): never drawn into a set
+_CANARY_SENTENCE = re.compile("|".join(
+    normalize(re.escape(t)).replace(re.escape("{secret}"), r"\d*").replace(r"\ ", r"\s*")
+    for t in TEMPLATES), re.IGNORECASE)
 PATIENT_BASE = 900_000_000  # canary "patients" are numbered above any MIMIC-III SUBJECT_ID
+
+
+def is_canary(sentence: str) -> bool:
+    """Whether ``sentence`` is a canary's text (of this or any other run): once the canary
+    notes are added to the training notes, their sentences are in the corpus, and a set
+    must never draw them."""
+    return _CANARY_SENTENCE.fullmatch(sentence.strip()) is not None
 
 
 def parse_repeats(text: str) -> tuple[int, ...]:
@@ -87,9 +103,23 @@ def make(n: int, repeats: tuple[int, ...], seed: int, avoid=lambda text: False,
     return canaries
 
 
+def alternatives_count(planted: list[dict], asked: int) -> int:
+    """``--exposure-alternatives``, capped at the other secrets there are (``10**D - 1``
+    for D-digit secrets; every secret is then ranked and the exposure exact), said once."""
+    others = min((secret_space(len(c["secret"])) for c in planted), default=asked + 1) - 1
+    if asked <= others:
+        return asked
+    log.warning("--exposure-alternatives %d: the canaries' %d-digit secrets have only %d others; "
+                "each canary's exposure ranks it among all %d", asked, len(planted[0]["secret"]),
+                others, others)
+    return others
+
+
 def alternatives(canary: dict, n: int, seed: int, digits: int = SECRET_DIGITS) -> list[str]:
     """``n`` texts of the canary's template with other secrets (distinct, never its own),
     drawn from the secret space with a seed of their own: the exposure's reference set."""
+    if n >= secret_space(digits):
+        raise ValueError(f"{n} alternatives: only {secret_space(digits) - 1} other {digits}-digit secrets")
     rng = np.random.default_rng([seed, 37, int(canary["id"].split("-")[1])])
     secrets: set[int] = set()
     own = int(canary["secret"])

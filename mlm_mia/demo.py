@@ -70,7 +70,8 @@ def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
     prepare_sets.ensure_synthetic(prepare_sets.SYNTHETIC_DIR)
     if not _drawn_from_the_corpus(manifest, n_canaries):
         prepare_sets.main(["--out-dir", str(data_dir), "--population", str(POPULATION),
-                           "--population-patients", str(POPULATION_PATIENTS), "--canaries", str(n_canaries)])
+                           "--population-patients", str(POPULATION_PATIENTS), "--canaries", str(n_canaries),
+                           "--replace-canaries"])
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
     folder = data_dir / "models"

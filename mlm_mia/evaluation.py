@@ -4,6 +4,8 @@ models."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -11,6 +13,8 @@ from . import audit, columns, metrics, patient_tests
 from . import validity as validity_module
 from .attacks import is_blind, lira
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 COMPARISONS = {
     "members_vs_non_members": ("members", "non_members"),
@@ -20,9 +24,10 @@ PATIENT_COMPARISON = "patient_members_vs_non_members"
 MEMORIZATION = "by_memorization"  # metrics.json key of memorization_report
 VALIDITY = "validity"  # the model-free text-only classifier, per comparison
 PATIENT_TESTS = "patient_tests"
+PATIENT_TESTS_LEFT_OUT = "patient_tests_left_out"  # why they are not there, when a population is
 CANARIES = "canaries"
 # the keys of metrics.json that are not one table of attacks
-SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, CANARIES)
+SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES)
 # |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
 BLIND_BASELINE_MARGIN = 0.1
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
@@ -63,12 +68,26 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
     tested = patient_tests.membership_tests(table, seed)
     if tested is not None:
         result[PATIENT_TESTS] = tested[1]
+    elif (why := _patient_tests_left_out(table)) is not None:
+        log.warning("%s", why)
+        result[PATIENT_TESTS_LEFT_OUT] = why
     canary_audit = audit.canary_report(table, audit_delta)
     if canary_audit is not None:
         result[CANARIES] = canary_audit
     if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
         result[MEMORIZATION] = memorization_report(table)
     return result, None if tested is None else tested[0]
+
+
+def _patient_tests_left_out(table: pd.DataFrame) -> str | None:
+    """Why a run with a population has no per-patient tests: too few population patients
+    for their null."""
+    n = table.loc[table["set"] == "population", "patient_id"].nunique()
+    if not 0 < n < patient_tests.MIN_NULL_PATIENTS:
+        return None
+    return (f"per-patient tests left out: {n} population patients, at least "
+            f"{patient_tests.MIN_NULL_PATIENTS} needed (prepare with --population-patients "
+            f"{patient_tests.MIN_NULL_PATIENTS} or more)")
 
 
 def _compact(y: np.ndarray, s: np.ndarray) -> dict | None:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from . import audit, columns, evaluation, report
-from .cli import Parser, non_negative_int
+from .cli import Parser, add_flag
 from .errors import InputError
-from .outputs import atomic_path, json_text, write_text_atomic
+from .outputs import atomic_path, check_apart, json_text, write_text_atomic
 from .sets import SET_NAMES
 
 
@@ -28,11 +28,9 @@ def build_parser() -> Parser:
                         "comparison) to this JSON file")
     parser.add_argument("--patients", type=Path, help="also write the per-patient tests here (one run)")
     parser.add_argument("--html", type=Path, help="also write a report.html here")
-    parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
-                        help="patient resamples (1000; 0: none)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (0)")
-    parser.add_argument("--audit-delta", type=float, default=0.0,
-                        help="with canaries: the delta of the (epsilon, delta) the audit bounds (0)")
+    add_flag(parser, "--bootstrap")
+    add_flag(parser, "--seed", help="bootstrap seed (0)")
+    add_flag(parser, "--audit-delta")
     return parser
 
 
@@ -90,6 +88,12 @@ def _settings(scores: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_apart({flag: [path] for flag, path in (("--json", args.json), ("--patients", args.patients),
+                                                 ("--html", args.html)) if path},
+                {"the scores file": args.scores,
+                 "the run's settings": [p.parent / "settings.json" for p in args.scores]})
+    if len(args.scores) > 1 and args.patients:
+        raise InputError("--patients writes one run's per-patient tests; give one scores file")
     if len(args.scores) > 1:
         return compare_main(args)
     if args.names:

@@ -28,6 +28,25 @@ def _naming(path: Path) -> Iterator[None]:
         raise
 
 
+def check_apart(outputs: dict[str, Iterable[str | Path]], inputs: dict[str, Iterable[str | Path]]) -> None:
+    """No output is written over an input, or over another output: every path a run
+    writes (``flag -> paths``: files, or the out-dir itself) differs, resolved, from every
+    path it reads (files or folders) and from the other outputs. Checked before any work;
+    a clash is one :class:`InputError` naming both flags."""
+    seen: dict[Path, tuple[str, Path]] = {}
+    for flag, paths in inputs.items():
+        for path in paths:
+            seen.setdefault(Path(path).resolve(), (flag, Path(path)))
+    for flag, paths in outputs.items():
+        for path in map(Path, paths):
+            other = seen.get(path.resolve())
+            if other is not None:
+                raise InputError(f"{flag} {path}: the same {'folder' if path.is_dir() else 'file'} "
+                                 f"as {other[0]} {other[1]}; a run never writes over what it reads "
+                                 "or writes, give another path")
+            seen[path.resolve()] = (flag, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed to ``path`` when the block ends

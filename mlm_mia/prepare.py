@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -11,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, canaries, csv_notes, sampling, split, synthetic
-from .cli import Parser, non_negative_int, positive_int
+from .cli import Parser, add_flag, non_negative_int, positive_int
 from .errors import InputError
-from .outputs import (json_text, jsonl_text, locked_output_dir, remove_stale_staging, replaced_dir,
-                      staging_dir)
+from .digests import file_sha256
+from .outputs import (check_apart, json_text, jsonl_text, locked_output_dir, remove_stale_staging,
+                      replaced_dir, staging_dir)
 from .sentences import SPLITTERS, text_hash
 from .sets import SET_NAMES
 from .sources import Source, n2c2_source, note_source, training_text_source
@@ -30,7 +33,8 @@ SYNTHETIC_PATIENTS = 500
 SYNTHETIC_NOTES_PER_PATIENT = (3, 5)
 SYNTHETIC_TRAIN_FRACTION = 0.4
 MANIFEST = "manifest.json"
-# what a run writes; the canary files too, so that a run without --canaries leaves no older ones
+# what a run writes; the canary files too, so that a run that replaces canaries by none
+# (--replace-canaries) leaves no older ones
 OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST, canaries.FILE, canaries.NOTES_FILE)
 
 
@@ -68,21 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
                                 "--population-patients 200")
     sampling_group.add_argument("--min-chars", type=positive_int, default=20,
                                 help="drop sentences shorter than this (20)")
-    sampling_group.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
+    add_flag(sampling_group, "--seed", help="random seed (0)")
     sampling_group.add_argument("--splitter", choices=SPLITTERS, help="sentence splitter for all "
                                 "inputs (default: lines for 1a/1b files, rules for raw notes)")
     sampling_group.add_argument("--allow-fewer", action="store_true", help="take all eligible "
                                 "patients/sentences when fewer than asked, and record it")
     audit = parser.add_argument_group("planted canaries (for a provable audit; see README)")
-    audit.add_argument("--canaries", type=non_negative_int, default=0, metavar="M",
+    add_flag(audit, "--canaries",
                        help="write M canary sentences carrying random secrets (canaries.jsonl), "
                        "each included by a seeded coin, and the included ones as notes to add "
                        "to the training data (canary_notes.csv.gz) (0: none)")
     audit.add_argument("--canary-repeats", type=canaries.parse_repeats, default=(1, 2, 4, 8),
                        metavar="R1,R2,...", help="how many times an included canary is repeated "
                        "in the training data; the canaries are spread evenly over these (1,2,4,8)")
-    audit.add_argument("--canary-digits", type=positive_int, default=canaries.SECRET_DIGITS,
-                       help=f"digits of a secret: 10**D possible secrets ({canaries.SECRET_DIGITS})")
+    add_flag(audit, "--canary-digits")
+    audit.add_argument("--replace-canaries", action="store_true", help="the out-dir holds "
+                       "canaries.jsonl: draw new canaries as --canaries says (0: none) and drop "
+                       "those. Without it, a run keeps them when --canaries, --canary-repeats "
+                       "and --canary-digits are theirs, and stops otherwise")
     parser.add_argument("--workers", type=positive_int, default=len(os.sched_getaffinity(0)),
                         help="processes that split the notes into sentences (default: every "
                         "CPU this process may use); the outputs are the same for any number")
@@ -150,7 +157,8 @@ def _draw(name: str, source: Source, eligible: list[str], why: str,
     n_sentences = args.n_sentences if n_sentences is None else n_sentences
     rng = np.random.default_rng([args.seed, index])
     patients, by_patient, passed_over = sampling.draw_patients(
-        source, eligible, n_patients, rng, usable, args.min_chars, name,
+        source, eligible, n_patients, rng, lambda s: usable(s) and not canaries.is_canary(s),
+        args.min_chars, name,
         args.allow_fewer or not exact_patients, why, workers)
     picked = sampling.round_robin(patients, by_patient, n_sentences, rng)
     contributing = {p for p, _ in picked}
@@ -221,21 +229,61 @@ def prepare(args: argparse.Namespace) -> dict:
     if args.population_patients is not None and args.population < args.population_patients:
         raise InputError(f"--population {args.population} is fewer than --population-patients "
                          f"{args.population_patients}: every patient gives at least one sentence")
+    _check_apart(args)
     with locked_output_dir(args.out_dir, "--out-dir"):
+        kept = kept_canaries(args)
         if not args.split:
-            return _prepare(args, None)
+            return _prepare(args, None, kept)
         split_dir = _split_dir(args)
         remove_stale_staging(split_dir)
         with staging_dir(split_dir, split.FILES) as split_stage:
-            return _prepare(args, split_stage)
+            return _prepare(args, split_stage, kept)
 
 
-def _prepare(args: argparse.Namespace, split_stage: Path | None) -> dict:
+def _check_apart(args: argparse.Namespace) -> None:
+    """The files and folders this run writes are none of those it reads."""
+    def given(pattern: str | None) -> list[str]:
+        return sorted(glob.glob(pattern)) or [pattern] if pattern else []
+
+    inputs = {flag: given(getattr(args, flag[2:].replace("-", "_")))
+              for flag in ("--train-notes", "--heldout-notes", "--n2c2", "--split", "--members-from")}
+    if not any(inputs.values()):
+        inputs["--synthetic-dir"] = [args.synthetic_dir]
+    outputs = {"--out-dir": [args.out_dir, *(args.out_dir / name for name in OUTPUTS)]}
+    if args.split:
+        outputs["--split-dir"] = [_split_dir(args) / name for name in split.FILES]
+    check_apart(outputs, inputs)
+
+
+def kept_canaries(args: argparse.Namespace) -> dict | None:
+    """The out-dir's canaries, to be kept as they are (``canaries.jsonl``, the canary
+    notes and their manifest record), or None (there are none, or --replace-canaries).
+    They are the only record of which canaries the target was trained with: a run that
+    would drop them or draw others stops, naming the file."""
+    path = args.out_dir / canaries.FILE
+    if not path.exists() or args.replace_canaries:
+        return None
+    manifest = args.out_dir / MANIFEST
+    record = (json.loads(manifest.read_text(encoding="utf-8")).get("canaries") or {}) if manifest.is_file() else {}
+    asked = {"n": args.canaries, "repeats": list(args.canary_repeats), "digits": args.canary_digits}
+    theirs = {key: record.get(key) for key in asked}
+    if asked != theirs or record.get("sha256") != file_sha256(path):
+        flags = (f"--canaries {theirs['n']} --canary-repeats {','.join(map(str, theirs['repeats']))} "
+                 f"--canary-digits {theirs['digits']}" if record else "the flags that planted them")
+        raise InputError(f"{path}: this run would drop or replace the planted canaries (the only record "
+                         f"of which went into training); give {flags} to keep them, or pass "
+                         "--replace-canaries")
+    notes = args.out_dir / canaries.NOTES_FILE
+    return {"record": record, "text": path.read_bytes(),
+            "notes": notes.read_bytes() if notes.is_file() else None}
+
+
+def _prepare(args: argparse.Namespace, split_stage: Path | None, kept: dict | None) -> dict:
     with Workers(args.workers) as workers:
-        return _sample(args, split_stage, workers)
+        return _sample(args, split_stage, workers, kept)
 
 
-def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers) -> dict:
+def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers, kept: dict | None) -> dict:
     read = _resolve_inputs(args, split_stage)
     # what the manifest records: the split halves where they will be, not where they are read
     recorded = (lambda path: path) if split_stage is None else (
@@ -312,15 +360,19 @@ def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers
                     for flag, key in (("train_notes", "train"), ("heldout_notes", "heldout"), ("n2c2", "n2c2"))},
         "training_text_sentences": int(training_hashes.size),
     }
-    planted = _plant_canaries(args, train, [training_hashes, heldout_scan.hashes] + (
+    planted = None if kept else _plant_canaries(args, train, [training_hashes, heldout_scan.hashes] + (
         [external_scan.hashes] if external is not None else []), sets,
         train_scan.patients | heldout_scan.patients)
-    if planted:
-        manifest["canaries"] = planted[2]
+    if planted or kept:
+        manifest["canaries"] = kept["record"] if kept else planted[2]
     with staging_dir(args.out_dir, OUTPUTS) as stage:
         for name, records in sets.items():
             (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
-        if planted:
+        if kept:  # as they were, byte for byte
+            (stage / canaries.FILE).write_bytes(kept["text"])
+            if kept["notes"] is not None:
+                (stage / canaries.NOTES_FILE).write_bytes(kept["notes"])
+        elif planted:
             (stage / canaries.FILE).write_text(planted[0], encoding="utf-8")
             canaries.write_notes(stage / canaries.NOTES_FILE, planted[1], planted[2]["notes_format"])
         (stage / MANIFEST).write_text(json_text(manifest), encoding="utf-8")

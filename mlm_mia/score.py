@@ -19,9 +19,9 @@ from . import (__version__, attacks, audit, canaries, columns, demo, distributed
 from .attacks import ProbeRequest, encodermi, lira, reduce, rmia
 from .cache import ScoreCache
 from .digests import file_sha256
-from .cli import Parser, config_argv, non_negative_int, positive_int
+from .cli import Parser, add_flag, config_argv, non_negative_int, positive_int
 from .errors import InputError
-from .outputs import json_text, locked_output_dir, staging_dir
+from .outputs import check_apart, json_text, locked_output_dir, staging_dir
 from .pll import PLL_METRICS, TokenScores
 from .scoring import BACKENDS, ModelDir, ScoreSettings, probe_features, score_sentences
 from . import recipe as recipe_module
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "flags, with _ for -); flags given on the command line win")
     parser.add_argument("--demo", action="store_true", help="whole study on the synthetic corpus "
                         "with two tiny RoBERTa models trained here")
-    parser.add_argument("--canaries", type=non_negative_int, default=0, metavar="M",
+    add_flag(parser, "--canaries",
                         help="with --demo: plant M canaries (prepare_data_MIA.py --canaries) in the "
                         "demo target's training data and audit them (0)")
     parser.add_argument("--target", type=Path, help="local directory of the target masked LM")
@@ -93,23 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "models only: stop, naming them, if some are not trained yet")
     shadows.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
                          "reused (DATA_DIR/shadow_models)")
-    parser.add_argument("--rmia-offline-a", type=float, default=attacks.Settings.rmia_offline_a,
-                        help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) / 2 "
-                        f"({attacks.Settings.rmia_offline_a}; 1: the plain reference likelihood)")
-    parser.add_argument("--min-k-fraction", type=float, default=attacks.Settings.min_k_fraction,
-                        help="Min-K%% and Min-K%%++: the fraction of a sentence's tokens, the "
-                        "lowest int(n x fraction) (at least one) averaged (0.2)")
+    add_flag(parser, "--rmia-offline-a")
+    add_flag(parser, "--min-k-fraction")
     parser.add_argument("--lira-statistic", choices=lira.STATISTICS, default="pll",
                         help="LiRA's per-sentence statistic: the PLL (reduced as --reduction says) "
                         "or the mean logit-scaled token probability log(p / (1 - p)) (pll)")
-    parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
-                        help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (0)")
-    parser.add_argument("--exposure-alternatives", type=positive_int, default=100, metavar="N",
-                        help="with canaries: alternative secrets scored per canary for its "
-                        "exposure (at most log2(N + 1) bits can be shown) (100)")
-    parser.add_argument("--audit-delta", type=float, default=0.0,
-                        help="with canaries: the delta of the (epsilon, delta) the audit bounds (0)")
+    add_flag(parser, "--bootstrap")
+    add_flag(parser, "--seed", help="seed of the bootstrap, of the shadow models' patient halves "
+             "and of the canaries' alternative secrets (0)")
+    add_flag(parser, "--exposure-alternatives")
+    add_flag(parser, "--audit-delta")
     parser.add_argument("--no-plot", action="store_true",
                         help="skip roc.png and report.html (the figures)")
     parser.add_argument("--show-exposed", type=non_negative_int, default=0, metavar="N",
@@ -267,14 +260,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--canaries plants canaries in the demo target's training data and goes "
                          "with --demo; for your own model, plant them with prepare_data_MIA.py "
                          "--canaries M before training it")
+    if args.show_exposed and args.no_plot:
+        raise InputError("--show-exposed lists sentences in report.html, which --no-plot does not "
+                         "write; drop one of them")
     if args.compile and args.backend != "engine":
         raise InputError("--compile applies to --backend engine only")
-    if not 0 < args.rmia_offline_a <= 1:
-        raise InputError("--rmia-offline-a must be in (0, 1]")
-    if not 0 < args.min_k_fraction <= 1:
-        raise InputError("--min-k-fraction must be in (0, 1]")
-    if not 0 <= args.audit_delta < 1:
-        raise InputError("--audit-delta must be in [0, 1)")
     if args.shadow_models == 1:
         raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
                          "for every sentence)")
@@ -287,6 +277,10 @@ def _check_args(args: argparse.Namespace) -> None:
         shadow_recipe(args)  # a bad recipe stops the run before any work
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise InputError(f"--data-dir {args.data_dir}: not a folder")
+    given = {"--data-dir": [args.data_dir], "--target": [args.target], "--reference": args.reference,
+             "--shadow-dir": [args.shadow_dir], "--config": [args.config], "--shadow-recipe": [args.shadow_recipe]}
+    check_apart({"--out-dir": [args.out_dir, *(args.out_dir / name for name in OUTPUTS)]},
+                {flag: [p for p in paths or () if p is not None] for flag, paths in given.items()})
 
 
 def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
@@ -317,8 +311,9 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         if planted:
             sets = pd.concat([sets, pd.DataFrame([{"set": audit.SET, "id": c["id"], "patient_id": c["patient_id"],
                                                    "text": c["text"]} for c in planted])], ignore_index=True)
+        n_alternatives = canaries.alternatives_count(planted, args.exposure_alternatives)
         alternatives = [text for c in planted for text in canaries.alternatives(
-            c, args.exposure_alternatives, args.seed, len(c["secret"]))]
+            c, n_alternatives, args.seed, len(c["secret"]))]
         device = distributed.rank_device(args.device, ranks)
         settings = ScoreSettings(pll=args.pll, backend=args.backend, device=device, dtype=args.dtype,
                                  batch_tokens=args.batch_tokens or models.default_batch_tokens(
@@ -361,7 +356,7 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         table = attacks.add_attacks(inputs, runnable)
         evaluation.check_scores(table)
     if planted:
-        _add_canary_columns(table, planted, scored.target_extra_pll, args.exposure_alternatives)
+        _add_canary_columns(table, planted, scored.target_extra_pll, n_alternatives)
     with watch.stage("validity check"):
         for name, values in validity.text_only_columns(sets, evaluation.COMPARISONS, args.seed).items():
             table[name] = values
@@ -378,6 +373,7 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "rmia": _rmia_settings(inputs, runnable, args),
         "lira": _lira_settings(inputs, args) if shadows else None,
         "attacks_left_out": left_out, "sets_sha256": sets_digest(args.data_dir),
+        "exposure_alternatives": n_alternatives if planted else None,
     }
     with watch.stage("statistics"):
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,

@@ -218,7 +218,7 @@ def score_cases(t: dict, bad: Path) -> dict:
         "seed_negative": (base + ["--seed", "-1"], "--seed: invalid non-negative integer"),
         "one_shadow": (base + ["--shadow-models", "1"], "--shadow-models must be 0 (none) or at least 2"),
         "compile_minicons": (base + ["--compile", "--backend", "minicons"], "--compile applies to --backend engine"),
-        "rmia_a": (base + ["--rmia-offline-a", "0"], "--rmia-offline-a must be in (0, 1]"),
+        "rmia_a": (base + ["--rmia-offline-a", "0"], "--rmia-offline-a: must be a number in (0, 1], not '0'"),
         "dtype": (base + ["--dtype", "fp64"], "--dtype: invalid choice: 'fp64'"),
         "batch_tokens": (base + ["--batch-tokens", "0"], "--batch-tokens: invalid positive integer"),
         "no_target": (base[2:], "give --target MODEL_DIR"),
