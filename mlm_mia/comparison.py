@@ -3,14 +3,18 @@ any other change of recipe) reduce the leakage?
 
 Every run's attacks are evaluated on the *same* patient resamples, so the difference of
 two targets' AUCs (or TPRs at 1% FPR) gets a paired interval: the 2.5th and 97.5th
-percentiles of the per-resample differences. Runs whose sets differ are refused.
+percentiles of the per-resample differences. Runs whose sets differ are refused, and an
+attack is compared only where every run defined it the same way (the settings its registry
+entry names, read from each run's settings.json): the others are left out, each with why.
 """
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
-from . import columns, metrics
+from . import attacks as attack_registry, columns, metrics
 from .errors import InputError
 from .evaluation import COMPARISONS, PATIENT_COMPARISON
 
@@ -33,6 +37,40 @@ def check_same_sets(tables: dict[str, pd.DataFrame], digests: dict[str, str | No
                          "their settings.json); targets are compared on the same sets only")
 
 
+def _setting(settings: dict, key: str):
+    """The value of a dotted settings.json key (``rmia.pr_x``); None where it is absent."""
+    value = settings
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def not_comparable(tables: dict[str, pd.DataFrame], settings: dict[str, dict]) -> dict[str, str]:
+    """The attacks not to compare, each with why: scored by some runs only, or defined
+    differently (a setting its registry entry names differs between the runs' settings.json)."""
+    names = list(tables)
+    every = dict.fromkeys(a for t in tables.values() for a in columns.attack_names(t))
+    why = {}
+    for attack in every:
+        having = [n for n in names if columns.score(attack) in tables[n].columns]
+        if len(having) < len(names):
+            why[attack] = f"scored by {', '.join(having)} only"
+            continue
+        entry = attack_registry.entry(attack)
+        for key in entry.defined_by if entry else ():
+            values = {n: _setting(settings[n], key) for n in names if settings[n]}
+            if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+                why[attack] = f"defined differently: {key} is " + "; ".join(
+                    f"{_short(v)} in {n}" for n, v in values.items())
+                break
+    return why
+
+
 def _rows(table: pd.DataFrame, comparison: str) -> pd.DataFrame:
     """One comparison's rows, sentences or (patient level) patients' mean scores, in a
     fixed order so that every run's rows line up."""
@@ -44,15 +82,17 @@ def _rows(table: pd.DataFrame, comparison: str) -> pd.DataFrame:
     return table[table["set"].isin([positive, negative])].sort_values("id")
 
 
-def compare_runs(tables: dict[str, pd.DataFrame], n_boot: int = 1000, seed: int = 0) -> dict:
-    """``comparison.json``: per comparison and attack (those every run has), each run's
-    AUC and TPR at 1% FPR, and each later run's difference from the first with a paired
-    patient-bootstrap interval."""
+def compare_runs(tables: dict[str, pd.DataFrame], n_boot: int = 1000, seed: int = 0,
+                 not_compared: dict[str, str] | None = None) -> dict:
+    """``comparison.json``: per comparison and attack (those every run has, apart from
+    ``not_compared``: attack -> why, recorded), each run's AUC and TPR at 1% FPR, and each
+    later run's difference from the first with a paired patient-bootstrap interval."""
     names = list(tables)
+    not_compared = dict(not_compared or {})
     attacks = [a for a in columns.attack_names(tables[names[0]])
-               if all(columns.score(a) in t.columns for t in tables.values())]
+               if a not in not_compared and all(columns.score(a) in t.columns for t in tables.values())]
     result = {"runs": names, "baseline": names[0], "tpr_fpr": TPR_FPR, "resamples": n_boot,
-              "comparisons": {}}
+              "not_compared": not_compared, "comparisons": {}}
     for comparison in (*COMPARISONS, PATIENT_COMPARISON):
         positive, negative = COMPARISONS.get(comparison, ("members", "non_members"))
         rows = {name: _rows(table, comparison) for name, table in tables.items()}
@@ -97,4 +137,10 @@ def comparison_tables(result: dict) -> str:
                 cells.append(f"d({name}): AUC {d['auc']:+.3f}{ci} TPR {100 * d['tpr']:+.1f}{tci}")
             lines.append(f"  {attack:<16} " + "   ".join(cells))
         blocks.append("\n".join(lines))
+    blocks += ["\n".join(not_compared_lines(result))] if result.get("not_compared") else []
     return "\n\n".join(blocks) + "\n"
+
+
+def not_compared_lines(result: dict) -> list[str]:
+    """One line per attack the comparison left out, with why."""
+    return [f"not compared: {attack}: {why}" for attack, why in result.get("not_compared", {}).items()]

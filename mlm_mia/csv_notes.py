@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -32,8 +33,18 @@ csv.field_size_limit(1 << 30)
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    """UTF-8 text; a byte-order mark that a spreadsheet program put first is read past."""
     raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+# what reading a cut-short or damaged .gz raises
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def _bad_gzip(path: Path, err: Exception, where: str = "") -> InputError:
+    return InputError(f"{path}: the gzip file is truncated or corrupt{where} ({err}); copy or "
+                      "download it again, or test it with gzip -t")
 
 
 def not_utf8(path: Path, err: UnicodeDecodeError) -> InputError:
@@ -55,7 +66,9 @@ def read_header(path: Path) -> list[str]:
         raise InputError(f"{path}: file not found") from None
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
-    except (gzip.BadGzipFile, EOFError, OSError, csv.Error) as err:
+    except _GZIP_ERRORS as err:
+        raise _bad_gzip(path, err) from None
+    except (OSError, csv.Error) as err:
         raise _unreadable(path, err) from None
 
 
@@ -91,7 +104,9 @@ def iter_records(path: Path) -> Iterator[tuple[int, list[str]]]:
                 yield number, row
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
-    except (gzip.BadGzipFile, EOFError, csv.Error) as err:
+    except _GZIP_ERRORS as err:
+        raise _bad_gzip(path, err, f" after record {number}") from None
+    except csv.Error as err:
         raise InputError(f"{path}: malformed CSV after record {number} ({err}); check that "
                          "quoted fields are closed and every row has the header's columns") from None
 

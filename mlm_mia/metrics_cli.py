@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,8 @@ from .cli import Parser, add_flag
 from .errors import InputError
 from .outputs import atomic_path, check_apart, json_text, write_text_atomic
 from .sets import SET_NAMES
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> Parser:
@@ -45,6 +51,9 @@ def read_scores(path: Path) -> pd.DataFrame:
         raise InputError(f"{path}: a folder; give the scores.csv inside it") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not a readable CSV ({' '.join(str(err).split())})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise InputError(f"{path}: the gzip file is truncated or corrupt ({err}); copy it again, "
+                         "or give the scores.csv score_MIA.py wrote") from None
     missing = set(columns.ID_COLUMNS) - set(table.columns)
     if missing:
         raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected a scores.csv "
@@ -52,6 +61,7 @@ def read_scores(path: Path) -> pd.DataFrame:
     attacks = columns.attack_names(table)
     if not attacks:
         raise InputError(f"{path}: no score_<attack> columns")
+    _check_shadow_columns(table, path)
     for column in columns.ID_COLUMNS:
         blank = table[column].str.strip() == ""
         if blank.any():
@@ -75,6 +85,21 @@ def read_scores(path: Path) -> pd.DataFrame:
             table[name] = numbers
     evaluation.check_scores(table)
     return table
+
+
+def _check_shadow_columns(table: pd.DataFrame, path: Path) -> None:
+    """Each shadow model's two columns together, and the target's statistic and the
+    memorization beside them: the LiRA report reads them all."""
+    shadow = [c for c in table.columns if re.fullmatch(r"shadow_\d+_(score|in)", c)]
+    indices = sorted({int(c.split("_")[1]) for c in shadow})
+    wanted = {name for i in indices for name in (columns.shadow_score(i), columns.shadow_in(i))}
+    if indices or columns.MEMORIZATION in table.columns:
+        wanted |= {columns.TARGET_STATISTIC, columns.MEMORIZATION}
+    missing = sorted(wanted - set(table.columns)) + (
+        ["shadow_<i>_score", "shadow_<i>_in"] if not indices and columns.MEMORIZATION in table.columns else [])
+    if missing:
+        raise InputError(f"{path}: shadow model column(s) {missing} missing beside the others; give "
+                         "the whole scores.csv score_MIA.py wrote")
 
 
 def _settings(scores: Path) -> dict:
@@ -129,15 +154,21 @@ def write_html(path: Path, table: pd.DataFrame, results: dict, settings: dict,
 
 def compare_main(args) -> int:
     """Several runs on the same sets: each run's figures and the paired differences."""
-    from .comparison import check_same_sets, compare_runs, comparison_tables
+    from .comparison import check_same_sets, compare_runs, comparison_tables, not_comparable
 
     names = args.names.split(",") if args.names else [p.parent.name or str(p) for p in args.scores]
     if len(names) != len(args.scores) or len(set(names)) < len(names):
         raise InputError(f"--names: give {len(args.scores)} distinct names, one per scores file "
                          "(the folders' names repeat)")
     tables = {name: read_scores(path) for name, path in zip(names, args.scores)}
-    check_same_sets(tables, {n: _settings(p).get("sets_sha256") for n, p in zip(names, args.scores)})
-    result = compare_runs(tables, n_boot=args.bootstrap, seed=args.seed)
+    settings = {n: _settings(p) for n, p in zip(names, args.scores)}
+    check_same_sets(tables, {n: s.get("sets_sha256") for n, s in settings.items()})
+    for name, path in zip(names, args.scores):
+        if not settings[name]:
+            log.warning("WARNING %s: no settings.json beside %s: whether its attacks are defined as "
+                        "the other runs' cannot be checked", name, path)
+    result = compare_runs(tables, n_boot=args.bootstrap, seed=args.seed,
+                          not_compared=not_comparable(tables, settings))
     print(comparison_tables(result), end="")
     if args.json:
         write_text_atomic(args.json, json_text(result))

@@ -18,13 +18,18 @@ STAGING_PREFIX = ".staging-"
 
 
 @contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """An OSError that names no file (a full disk while writing) names ``path``."""
+def _naming(path: Path, scratch: Path | None = None) -> Iterator[None]:
+    """An OSError that names no file (a full disk while writing) names ``path``; one that
+    names the internal ``scratch`` file or folder (or a file in it) names what it stands
+    for in ``path``: errors name the user's files, never a temporary one."""
     try:
         yield
     except OSError as err:
-        if err.filename is None:
+        named = None if err.filename is None else Path(err.filename)
+        if named is None or named == scratch:
             raise OSError(err.errno, err.strerror, str(path)) from None
+        if scratch is not None and scratch in named.parents:
+            raise OSError(err.errno, err.strerror, str(path / named.relative_to(scratch))) from None
         raise
 
 
@@ -53,10 +58,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     without an exception, removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with _naming(path):  # a name near the 255-byte limit leaves room for the random part
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", dir=path.parent)
     os.close(fd)
     try:
-        with _naming(path):
+        with _naming(path, Path(tmp)):
             yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -119,7 +125,7 @@ def staging_dir(out_dir: str | Path, owned: Iterable[str] = ()) -> Iterator[Path
     run did not write are removed afterwards, so the folder never mixes two runs' files.
     """
     out_dir = Path(out_dir)
-    with _scratch(out_dir, STAGING_PREFIX) as stage, _naming(out_dir):
+    with _scratch(out_dir, STAGING_PREFIX) as stage, _naming(out_dir, stage):
         yield stage
         written = {item.name for item in stage.iterdir()}
         for item in sorted(stage.iterdir()):

@@ -84,6 +84,14 @@ def last_hidden_state(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.
     return base(input_ids=input_ids).last_hidden_state
 
 
+def unscored_ids(tokenizer) -> list[int]:
+    """The token ids never scored (minicons' rule): the sentence's start, end and padding.
+    ``[UNK]`` and ``<mask>`` are scored like any token; every attack that masks tokens
+    follows this rule, so a sentence the PLL scores is scored by all of them."""
+    return sorted({tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
+                   tokenizer.bos_token_id, tokenizer.eos_token_id} - {None})
+
+
 def equal_length_batches(lengths: Sequence[int], batch_tokens: int, copies: int = 1
                          ) -> Iterator[list[int]]:
     """Indices of sequences of equal length (shortest first), in batches of at most
@@ -160,9 +168,7 @@ class PLLEngine:
         # the matrix products (layer norms, GELU, residuals, the log-softmax)
         self._forward = torch.compile(self._logprobs, dynamic=True) if compile else self._logprobs
         self.device = next(model.parameters()).device
-        # minicons' rule: never score these token ids
-        self.special_ids = sorted({tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
-                                   tokenizer.bos_token_id, tokenizer.eos_token_id} - {None})
+        self.special_ids = unscored_ids(tokenizer)
 
     def encode(self, sentences: Sequence[str]) -> tuple[list[Bucket], list[bool]]:
         """The sentences in buckets of equal length (shortest first), on the device, and

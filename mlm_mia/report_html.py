@@ -173,6 +173,10 @@ def comparison_section(comparison: dict) -> str:
                         + [f"{100 * d[n]['tpr']:+.1f}" + (f" [{100 * d[n]['tpr_ci'][0]:+.1f}, {100 * d[n]['tpr_ci'][1]:+.1f}]" if "tpr_ci" in d[n] else "")
                            for n in names[1:]])
         parts += [f"<h3>{name}</h3>", _table(header, rows)]
+    if comparison.get("not_compared"):
+        parts += ["<h3>Not compared</h3>", "<ul>" + "".join(
+            f"<li>{html.escape(attack)}: {html.escape(why)}</li>" for attack, why in comparison["not_compared"].items())
+                  + "</ul>"]
     return "\n".join(parts)
 
 

@@ -307,6 +307,11 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
     watch = Stopwatch()
     with watch.stage("checks"):
         sets = load_sets(args.data_dir)
+        compared = sets[sets["set"].isin({s for pair in evaluation.COMPARISONS.values() for s in pair})]
+        for name, n in compared.groupby("set")["patient_id"].nunique().items():
+            if n < 2:  # the text-only check's folds and the intervals resample patients
+                raise InputError(f"{args.data_dir / f'{name}.jsonl'}: sentences of {n} patient; every "
+                                 "set needs at least 2 patients (prepare_data_MIA.py --n-patients 2 or more)")
         planted = load_canaries(args.data_dir, sets)
         if planted:
             sets = pd.concat([sets, pd.DataFrame([{"set": audit.SET, "id": c["id"], "patient_id": c["patient_id"],
@@ -373,6 +378,8 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "rmia": _rmia_settings(inputs, runnable, args),
         "lira": _lira_settings(inputs, args) if shadows else None,
         "attacks_left_out": left_out, "sets_sha256": sets_digest(args.data_dir),
+        # what the reference models are, not where: attacks that read them compare on this
+        "references": {d.name: d.fingerprint for d in model_dirs if d.name in references},
         "exposure_alternatives": n_alternatives if planted else None,
     }
     with watch.stage("statistics"):

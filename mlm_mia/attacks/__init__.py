@@ -6,7 +6,9 @@ array, or ``{column name: array}`` for an attack with a column per reference mod
 registry entry says what it needs (a reference model, shadow models, a population, the
 distribution statistics, model passes beyond the PLL) and whether it is a blind baseline.
 Adding an attack is its function and one entry here: the scores file, metrics.json, the
-tables, the plots and metrics.py pick it up from the ``score_<name>`` column.
+tables, the plots and metrics.py pick it up from the ``score_<name>`` column. The entry also
+names the settings (keys of a run's settings.json) that define the attack: two runs'
+scores of an attack are compared only when those settings are the same.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from . import encodermi, lira, masked_loss, reference, rmia, tokens
 from .base import REDUCTIONS, Inputs, Probe, ProbeRequest, Settings, reduce
 
 __all__ = ["REDUCTIONS", "REGISTRY", "Attack", "Inputs", "Probe", "ProbeRequest", "Settings",
-           "add_attacks", "is_blind", "left_out_message", "plan", "probe_requests", "reduce"]
+           "add_attacks", "entry", "is_blind", "left_out_message", "plan", "probe_requests", "reduce"]
 
 # what each requirement is and how a run gets it (for the "left out" message)
 REQUIREMENTS = {
@@ -43,25 +45,38 @@ class Attack:
     blind: bool = False  # never sees the target: measures how far the sets differ
     probes: tuple[ProbeRequest, ...] = ()
     per_reference: bool = False  # a column per reference: <name>, or <name>_<reference>
+    # the settings.json keys (dotted: "rmia.pr_x") whose values define the attack
+    defined_by: tuple[str, ...] = ()
 
+
+# what defines the attacks that read the PLL, the references, the shadow models
+_PLL = ("pll",)
+_REFERENCES = ("references",)
+_SHADOWS = ("shadow_models.n", "shadow_models.recipe", "shadow_models.init")
 
 REGISTRY: tuple[Attack, ...] = (
-    Attack("loss", reference.loss),
-    Attack("ratio", reference.ratio, frozenset({"reference"}), per_reference=True),
+    Attack("loss", reference.loss, defined_by=(*_PLL, "reduction")),
+    Attack("ratio", reference.ratio, frozenset({"reference"}), per_reference=True,
+           defined_by=(*_PLL, "reduction", *_REFERENCES)),
     Attack("reference_only", reference.reference_only, frozenset({"reference"}), blind=True,
-           per_reference=True),
-    Attack("min_k", tokens.min_k),
-    Attack("min_k_pp", tokens.min_k_pp, frozenset({"distribution_stats"})),
-    Attack("zlib", tokens.zlib),
-    Attack("lira_online", lira.lira_online, frozenset({"shadows"})),
-    Attack("lira_offline", lira.lira_offline, frozenset({"shadows"})),
-    Attack("rmia", rmia.rmia, frozenset({"population", "reference|shadows"})),
-    Attack("rmia_offline", rmia.rmia_offline, frozenset({"population", "reference", "shadows"})),
+           per_reference=True, defined_by=(*_PLL, "reduction", *_REFERENCES)),
+    Attack("min_k", tokens.min_k, defined_by=(*_PLL, "min_k_fraction")),
+    Attack("min_k_pp", tokens.min_k_pp, frozenset({"distribution_stats"}), defined_by=(*_PLL, "min_k_fraction")),
+    Attack("zlib", tokens.zlib, defined_by=_PLL),
+    Attack("lira_online", lira.lira_online, frozenset({"shadows"}),
+           defined_by=(*_PLL, "reduction", "lira.statistic", *_SHADOWS)),
+    Attack("lira_offline", lira.lira_offline, frozenset({"shadows"}),
+           defined_by=(*_PLL, "reduction", "lira.statistic", *_SHADOWS)),
+    Attack("rmia", rmia.rmia, frozenset({"population", "reference|shadows"}),
+           defined_by=(*_PLL, "rmia.pr_x", "rmia.gamma", "rmia.offline_a", *_REFERENCES, *_SHADOWS)),
+    Attack("rmia_offline", rmia.rmia_offline, frozenset({"population", "reference", "shadows"}),
+           defined_by=(*_PLL, "rmia.gamma", *_REFERENCES, *_SHADOWS)),
     Attack("encodermi_t", encodermi.encodermi_t,
-           probes=(ProbeRequest("target", encodermi.PROBE),)),
+           probes=(ProbeRequest("target", encodermi.PROBE),), defined_by=("encodermi",)),
     Attack("encodermi_v", encodermi.encodermi_v, frozenset({"shadows"}),
            probes=(ProbeRequest("target", encodermi.PROBE),
-                   ProbeRequest(columns.shadow_name(0), encodermi.PROBE, SHADOW_SETS))),
+                   ProbeRequest(columns.shadow_name(0), encodermi.PROBE, SHADOW_SETS)),
+           defined_by=("encodermi", *_SHADOWS)),
     Attack("masked_loss", masked_loss.masked_loss,
            probes=(ProbeRequest("target", masked_loss.PROBE),)),
 )
@@ -116,10 +131,15 @@ def add_attacks(inputs: Inputs, attacks: list[Attack]) -> pd.DataFrame:
     return table
 
 
+def entry(name: str) -> Attack | None:
+    """The registry entry of the score column of attack ``name`` (``ratio_<reference>``
+    included), or None for a name no attack has."""
+    exact = [a for a in REGISTRY if name == a.name]
+    return (exact or [a for a in REGISTRY if a.per_reference and name.startswith(a.name + "_")] or [None])[0]
+
+
 def is_blind(name: str) -> bool:
     """Whether the score column of attack ``name`` (``ratio_<reference>`` included) is a
     blind baseline."""
-    for attack in REGISTRY:
-        if name == attack.name or (attack.per_reference and name.startswith(attack.name + "_")):
-            return attack.blind
-    return False
+    attack = entry(name)
+    return attack is not None and attack.blind

@@ -44,10 +44,10 @@ def similarity_features(model, tokenizer, texts: Sequence[str], max_length: int,
     """
     import torch
 
-    from ..pll import equal_length_batches, last_hidden_state
+    from ..pll import equal_length_batches, last_hidden_state, unscored_ids
 
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    specials = np.array(sorted(set(tokenizer.all_special_ids)))
+    specials = np.array(unscored_ids(tokenizer))
     device = next(model.parameters()).device
     pairs = torch.triu_indices(n_views, n_views, offset=1)
     features = np.empty((len(texts), pairs.size(1)))
@@ -88,7 +88,8 @@ def vector_classifier_scores(shadow_features: np.ndarray, shadow_in: np.ndarray,
     return search.decision_function(target_features)
 
 
-PROBE = Probe("encodermi", f"views={N_VIEWS}|mask={MASK_PROBABILITY}", similarity_features)
+# "scored=pll": the tokens it masks are those the PLL scores ([UNK] too)
+PROBE = Probe("encodermi", f"views={N_VIEWS}|mask={MASK_PROBABILITY}|scored=pll", similarity_features)
 
 
 def encodermi_t(inputs: Inputs) -> np.ndarray:

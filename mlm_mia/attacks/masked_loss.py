@@ -35,10 +35,10 @@ def masked_logprobs(model, tokenizer, texts: Sequence[str], max_length: int, see
     """
     import torch
 
-    from ..pll import equal_length_batches, last_hidden_state, lm_head_of
+    from ..pll import equal_length_batches, last_hidden_state, lm_head_of, unscored_ids
 
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    specials = np.array(sorted(set(tokenizer.all_special_ids)))
+    specials = np.array(unscored_ids(tokenizer))
     device = next(model.parameters()).device
     head = lm_head_of(model)
     result = np.full((len(texts), draws), np.nan)
@@ -78,7 +78,8 @@ def masked_logprobs(model, tokenizer, texts: Sequence[str], max_length: int, see
     return result
 
 
-PROBE = Probe("masked_loss", f"fraction={MASK_FRACTION}|draws={DRAWS}", masked_logprobs)
+# "scored=pll": the tokens it masks are those the PLL scores ([UNK] too)
+PROBE = Probe("masked_loss", f"fraction={MASK_FRACTION}|draws={DRAWS}|scored=pll", masked_logprobs)
 
 
 def masked_loss(inputs: Inputs) -> np.ndarray:
