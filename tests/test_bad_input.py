@@ -64,13 +64,25 @@ def notes_file(corpus, to: Path, change) -> Path:
     return to
 
 
+def files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def truncated_gzip(source: Path, to: Path) -> Path:
+    """A copy of a .gz cut short, as an interrupted download leaves it."""
+    content = source.read_bytes() if source.name.endswith(".gz") else gzip.compress(source.read_bytes())
+    to.write_bytes(content[: len(content) // 2])
+    return to
+
+
 def first_record_replaced(text: str, old: str, new: str) -> str:
     header, rest = text.split("\n", 1)
     return header + "\n" + rest.replace(old, new, 1)
 
 
-# (script, arguments, what the error line must contain); arguments are built from
-# the fixture's paths by the functions below
+# (script, arguments, what the error line must contain[, inputs that must be left byte for
+# byte: the lost-work cases]); arguments are built from the fixture's paths by the
+# functions below
 def prepare_cases(t: dict, bad: Path) -> dict:
     corpus = t["corpus"]
     data = ["--train-notes", str(corpus["train"]), "--heldout-notes", str(corpus["heldout"]),
@@ -90,6 +102,14 @@ def prepare_cases(t: dict, bad: Path) -> dict:
 
     (bad / "a_file").write_text("x")
     (bad / "dir-01.xml").mkdir()
+    canaried = bad / "canaried"  # sets with planted canaries: the only record of the coin flips
+    assert prepare.main(data + ["--canaries", "8", "--out-dir", str(canaried)]) == 0
+    split_in = bad / "split_in"  # notes to split, in the folder the halves are written to
+    split_in.mkdir()
+    shutil.copy(corpus["noteevents"], split_in / "train_notes.csv.gz")
+    beside = bad / "beside"  # the out-dir's own canary notes among the training notes (a glob)
+    beside.mkdir()
+    shutil.copy(corpus["train"], beside / "canary_notes.csv.gz")
     tar = bad / "broken.tar.gz"
     tar.write_bytes(b"\x1f\x8b not really gzip")
     return {
@@ -125,6 +145,25 @@ def prepare_cases(t: dict, bad: Path) -> dict:
         "members_from_missing": (data + ["--members-from", str(bad / "dedup.txt")], "dedup.txt: no such file"),
         "out_dir_file": (data + ["--out-dir", str(bad / "a_file")], "a_file: exists and is not a folder"),
         "population_too_big": (data + ["--population", "100000"], "population:"),
+        "canaries_dropped": (data + ["--out-dir", str(canaried)], f"{canaried / 'canaries.jsonl'}: this run "
+                             "would drop or replace the planted canaries", files_in(canaried)),
+        "canaries_other_count": (data + ["--canaries", "4", "--out-dir", str(canaried)],
+                                 "give --canaries 8 --canary-repeats 1,2,4,8 --canary-digits 8 to keep them",
+                                 files_in(canaried)),
+        "canary_digits_overflow": (data + ["--canaries", "4", "--canary-digits", "19"],
+                                   "--canary-digits: must be a whole number from 1 to 18, not '19'"),
+        "canaries_negative": (data + ["--canaries", "-1"], "--canaries: invalid non-negative integer value: '-1'"),
+        "canary_repeats_zero": (data + ["--canaries", "4", "--canary-repeats", "0,1"],
+                                "--canary-repeats '0,1': give distinct positive whole numbers"),
+        "split_over_its_input": (["--split", str(split_in / "train_notes.csv.gz"), "--split-dir", str(split_in),
+                                  "--n2c2", str(corpus["n2c2"]), *SMALL],
+                                 f"--split-dir {split_in / 'train_notes.csv.gz'}: the same file as --split",
+                                 files_in(split_in)),
+        "out_dir_over_its_input": (["--train-notes", str(beside / "*.csv.gz")] + data[2:] + ["--out-dir", str(beside)],
+                                   f"--out-dir {beside / 'canary_notes.csv.gz'}: the same file as --train-notes",
+                                   files_in(beside)),
+        "truncated_gzip": (with_train(truncated_gzip(corpus["train"], bad / "cut.csv.gz")),
+                           "cut.csv.gz: the gzip file is truncated or corrupt"),
     }
 
 
@@ -181,6 +220,11 @@ def score_cases(t: dict, bad: Path) -> dict:
     manifest["sources"]["train_notes"] = str(notes_file(t["corpus"], bad / "train_edited.csv", lambda text: text))
     (changed_notes / "manifest.json").write_text(json.dumps(manifest))
     (bad / "median.yaml").write_text("reduction: median\n")
+    (bad / "delta.yaml").write_text("audit_delta: -0.5\n")
+    one_patient = copy_sets(data, bad / "sets_one_patient")
+    members = [json.loads(line) for line in (one_patient / "members.jsonl").read_text().splitlines()]
+    (one_patient / "members.jsonl").write_text("".join(
+        json.dumps({**m, "patient_id": members[0]["patient_id"]}) + "\n" for m in members))
     (bad / "not_yaml.yaml").write_text("reduction: [sum\n")
     (bad / "a_file").write_text("x")
     return {
@@ -235,6 +279,22 @@ def score_cases(t: dict, bad: Path) -> dict:
         "shadow_index_without_k": (base + ["--shadow-index", "1"], "--shadow-index picks among --shadow-models K"),
         "canaries_without_demo": (base + ["--canaries", "8"], "--canaries plants canaries in the demo"),
         "canaries_other_run": (with_data(foreign_canaries), "canaries.jsonl: does not match the run"),
+        "audit_delta_negative": (base + ["--audit-delta=-0.5"], "--audit-delta: must be a number in [0, 1), not '-0.5'"),
+        "audit_delta_one": (base + ["--audit-delta", "1"], "--audit-delta: must be a number in [0, 1), not '1'"),
+        "config_audit_delta": (base + ["--config", str(bad / "delta.yaml")],
+                               "delta.yaml: argument --audit-delta: must be a number in [0, 1)"),
+        "min_k_zero": (base + ["--min-k-fraction", "0"], "--min-k-fraction: must be a fraction in (0, 1], not '0'"),
+        "min_k_nan": (base + ["--min-k-fraction", "nan"], "--min-k-fraction: must be a fraction in (0, 1], not 'nan'"),
+        "no_alternatives": (base + ["--exposure-alternatives", "0"], "--exposure-alternatives: invalid positive integer"),
+        "canaries_negative": (base + ["--canaries", "-1"], "--canaries: invalid non-negative integer"),
+        "show_exposed_no_plot": (base + ["--show-exposed", "3", "--no-plot"],
+                                 "--show-exposed lists sentences in report.html, which --no-plot does not write"),
+        "out_dir_is_data_dir": (base + ["--out-dir", str(data)], f"--out-dir {data}: the same folder as --data-dir",
+                                files_in(data)),
+        "out_dir_is_target": (base + ["--out-dir", str(model)], f"--out-dir {model}: the same folder as --target",
+                              files_in(model)),
+        "one_patient_set": (with_data(one_patient), "members.jsonl: sentences of 1 patient; every set needs at "
+                            "least 2 patients"),
     }
 
 
@@ -253,6 +313,14 @@ def metrics_cases(t: dict, bad: Path) -> dict:
 
     (bad / "empty.csv").write_text("")
     (bad / "a_file").write_text("x")
+    run = bad / "run"  # a run's folder: scores.csv and the settings.json read beside it
+    shutil.copytree(t["results"], run)
+    (bad / "link.csv").symlink_to(run / "scores.csv")
+    shadow_columns = ["shadow_0_score", "shadow_0_in", "shadow_1_score", "target_lira_statistic", "memorization"]
+
+    def with_shadows(rows):  # two shadow models' columns, shadow_1_in lost
+        return [",".join(r + (shadow_columns if i == 0 else ["-1.5", "1", "-1.2", "-1.4", "0.1"]))
+                for i, r in enumerate(rows)]
     return {
         "missing": ([str(bad / "nope.csv")], "nope.csv: file not found"),
         "folder": ([str(bad)], "a folder; give the scores.csv"),
@@ -272,6 +340,21 @@ def metrics_cases(t: dict, bad: Path) -> dict:
         "unknown_set": ([variant("set", lambda rows: cell(rows, 5, "set", "others"))], "unknown set name(s) ['others']"),
         "bootstrap": ([str(t["results"] / "scores.csv"), "--bootstrap", "-1"], "--bootstrap: invalid non-negative"),
         "json_under_file": ([str(t["results"] / "scores.csv"), "--json", str(bad / "a_file" / "m.json")], "a_file"),
+        "audit_delta_negative": ([str(run / "scores.csv"), "--audit-delta=-0.5"],
+                                 "--audit-delta: must be a number in [0, 1), not '-0.5'"),
+        "json_over_scores": ([str(run / "scores.csv"), "--json", str(run / "scores.csv")],
+                             f"--json {run / 'scores.csv'}: the same file as the scores file", files_in(run)),
+        "html_over_settings": ([str(run / "scores.csv"), "--html", str(run / "settings.json")],
+                               f"--html {run / 'settings.json'}: the same file as the run's settings", files_in(run)),
+        "patients_over_a_link": ([str(run / "scores.csv"), "--patients", str(bad / "link.csv")],
+                                 f"--patients {bad / 'link.csv'}: the same file as the scores file", files_in(run)),
+        "json_and_html_one_file": ([str(run / "scores.csv"), "--json", str(bad / "out.json"), "--html", str(bad / "out.json")],
+                                   f"--html {bad / 'out.json'}: the same file as --json"),
+        "patients_of_two_runs": ([str(run / "scores.csv"), str(t["results"] / "scores.csv"), "--names", "a,b",
+                                  "--patients", str(bad / "p.csv")], "--patients writes one run's per-patient tests"),
+        "shadow_column_lost": ([variant("shadowcols", with_shadows)], "shadow model column(s) ['shadow_1_in'] missing"),
+        "truncated_gzip": ([str(truncated_gzip(t["results"] / "scores.csv", bad / "scores.csv.gz"))],
+                           "scores.csv.gz: the gzip file is truncated or corrupt"),
     }
 
 
@@ -284,34 +367,36 @@ def all_cases(tiny, tmp_path_factory) -> dict:
     for script, make in CASES.items():
         bad = tmp_path_factory.mktemp(f"bad_{script}")
         (bad / "latin1.csv").write_bytes(b"SUBJECT_ID,TEXT\n1,\"caf\xe9 au lait\"\n")
-        for name, (argv, expected) in make(tiny, bad).items():
-            cases[f"{script}:{name}"] = (script, argv, expected)
+        for name, (argv, expected, *kept) in make(tiny, bad).items():
+            cases[f"{script}:{name}"] = (script, argv, expected, kept[0] if kept else [])
     return cases
 
 
 def test_the_battery_has_enough_cases(all_cases):
     per_script = {s: sum(k.startswith(s + ":") for k in all_cases) for s in CASES}
-    assert sum(per_script.values()) >= 40 and min(per_script.values()) >= 10, per_script
+    assert sum(per_script.values()) >= 105 and min(per_script.values()) >= 20, per_script
 
 
 @pytest.mark.parametrize("script", list(CASES))
 def test_each_bad_input_is_one_clear_line_exit_2_and_the_out_dir_unchanged(all_cases, script, tmp_path,
                                                                            capsys):
     failures = []
-    for name, (case_script, argv, expected) in all_cases.items():
+    for name, (case_script, argv, expected, kept) in all_cases.items():
         if case_script != script:
             continue
         out = tmp_path / name.replace(":", "_")
         out.mkdir()
         (out / "scores.csv").write_text("an earlier run's output\n")
         before = snapshot(out)
+        inputs = {path: Path(path).read_bytes() for path in kept}
         if script != "metrics" and "--out-dir" not in argv:
             argv = argv + ["--out-dir", str(out)]
         capsys.readouterr()
         code = cli.run_main(MAINS[script], argv)
         err = capsys.readouterr().err.strip().splitlines()
         ok = (code == 2 and len(err) == 1 and err[0].split(": error: ", 1)[-1].find(expected) >= 0
-              and "Traceback" not in err[0] and snapshot(out) == before)
+              and "Traceback" not in err[0] and snapshot(out) == before
+              and all(Path(path).read_bytes() == content for path, content in inputs.items()))
         if not ok:
             failures.append((name, code, err[-3:], expected))
     assert not failures, "\n".join(map(str, failures))
@@ -319,7 +404,7 @@ def test_each_bad_input_is_one_clear_line_exit_2_and_the_out_dir_unchanged(all_c
 
 @pytest.mark.parametrize("case", ["prepare:extra_field", "score:set_text_nan", "metrics:duplicated"])
 def test_scripts_exit_2_with_one_line_and_no_traceback(all_cases, case, tmp_path):
-    script, argv, expected = all_cases[case]
+    script, argv, expected, _ = all_cases[case]
     name = {"prepare": "prepare_data_MIA.py", "score": "score_MIA.py", "metrics": "metrics.py"}[script]
     if script != "metrics":
         argv = argv + ["--out-dir", str(tmp_path / "out")]
