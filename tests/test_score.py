@@ -382,3 +382,33 @@ def test_with_shadow_models_lira_and_rmia_need_no_reference(study, scored_with_s
     columns = [c for c in pd.read_csv(tmp_path / "scores.csv").columns if c.startswith("score_")]
     assert columns == TARGET_ONLY[:4] + ["score_lira_online", "score_lira_offline", "score_rmia",
                                          "score_encodermi_t", "score_encodermi_v", "score_masked_loss"]
+
+
+def test_targets_are_compared_only_on_attacks_defined_alike(scored, scored_with_shadows, tmp_path, capsys):
+    """The same target with and without shadow models: RMIA took Pr(x) from the reference
+    in one run and from the shadows in the other, so it is left out, saying why."""
+    plain, shadows = str(scored / "scores.csv"), str(scored_with_shadows / "scores.csv")
+    assert metrics_cli.main([plain, shadows, "--names", "plain,shadows", "--bootstrap", "0",
+                             "--json", str(tmp_path / "c.json"), "--html", str(tmp_path / "c.html")]) == 0
+    result = json.loads((tmp_path / "c.json").read_text())
+    left_out = result["not_compared"]
+    assert left_out["rmia"] == ("defined differently: rmia.pr_x is \"reference models (offline)\" in plain; "
+                                "\"shadow models (online)\" in shadows")
+    assert left_out["lira_online"] == "scored by shadows only"
+    compared = result["comparisons"]["members_vs_non_members"]
+    assert "rmia" not in compared and {"loss", "ratio", "min_k", "zlib", "masked_loss"} <= set(compared)
+    printed = capsys.readouterr().out
+    assert 'not compared: rmia: defined differently: rmia.pr_x is "reference models (offline)"' in printed
+    assert "Not compared" in (tmp_path / "c.html").read_text()
+    # two runs defined alike: every attack compared
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for name in ("scores.csv", "settings.json"):
+        (twin / name).write_bytes((scored_with_shadows / name).read_bytes())
+    assert metrics_cli.main([shadows, str(twin / "scores.csv"), "--names", "a,b", "--bootstrap", "0",
+                             "--json", str(tmp_path / "same.json")]) == 0
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert same["not_compared"] == {}
+    table = pd.read_csv(shadows, nrows=1)
+    assert set(same["comparisons"]["members_vs_non_members"]) == {
+        c[len("score_"):] for c in table.columns if c.startswith("score_")}
