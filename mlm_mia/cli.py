@@ -42,7 +42,7 @@ non_negative_int.__name__ = "non-negative integer"
 positive_int.__name__ = "positive integer"
 
 
-def _bounded(convert: Callable[[str], float], inside: Callable[[float], bool], what: str
+def bounded(convert: Callable[[str], float], inside: Callable[[float], bool], what: str
              ) -> Callable[[str], float]:
     """A flag type: ``convert`` the text and keep it only when ``inside`` holds; else
     argparse's one line "argument --flag: must be WHAT, not 'TEXT'"."""
@@ -63,22 +63,22 @@ SHARED_FLAGS: dict[str, dict] = {
     "--seed": dict(type=non_negative_int, default=0),
     "--bootstrap": dict(type=non_negative_int, default=1000,
                         help="bootstrap resamples of patients for the 95%% CIs (1000; 0: none)"),
-    "--audit-delta": dict(type=_bounded(float, lambda x: 0 <= x < 1, "a number in [0, 1)"), default=0.0,
+    "--audit-delta": dict(type=bounded(float, lambda x: 0 <= x < 1, "a number in [0, 1)"), default=0.0,
                           help="with canaries: the delta of the (epsilon, delta) the audit bounds "
                           "(in [0, 1); 0)"),
     "--canaries": dict(type=non_negative_int, default=0, metavar="M"),
     # 10**18 secrets still fit numpy's int64; a wider secret would overflow the draw
-    "--canary-digits": dict(type=_bounded(int, lambda d: 1 <= d <= 18, "a whole number from 1 to 18"),
+    "--canary-digits": dict(type=bounded(int, lambda d: 1 <= d <= 18, "a whole number from 1 to 18"),
                             default=8, help="digits of a secret: 10**D possible secrets (1 to 18; 8)"),
     "--exposure-alternatives": dict(
         type=positive_int, default=100, metavar="N",
         help="with canaries: alternative secrets scored per canary for its exposure (at most "
         "log2(N + 1) bits can be shown; capped at the secrets there are) (100)"),
-    "--min-k-fraction": dict(type=_bounded(float, lambda x: 0 < x <= 1, "a fraction in (0, 1]"),
+    "--min-k-fraction": dict(type=bounded(float, lambda x: 0 < x <= 1, "a fraction in (0, 1]"),
                              default=AttackSettings.min_k_fraction,
                              help="Min-K%% and Min-K%%++: the fraction of a sentence's tokens, the "
                              "lowest int(n x fraction) (at least one) averaged (0.2)"),
-    "--rmia-offline-a": dict(type=_bounded(float, lambda x: 0 < x <= 1, "a number in (0, 1]"),
+    "--rmia-offline-a": dict(type=bounded(float, lambda x: 0 < x <= 1, "a number in (0, 1]"),
                              default=AttackSettings.rmia_offline_a,
                              help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) "
                              "/ 2, in (0, 1] (0.3; 1: the plain reference likelihood)"),

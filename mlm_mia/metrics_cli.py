@@ -84,7 +84,26 @@ def read_scores(path: Path) -> pd.DataFrame:
                                  f"{table[name][bad].iloc[0]!r}, not a number")
             table[name] = numbers
     evaluation.check_scores(table)
+    _check_canary_columns(table, path)
     return table
+
+
+def _check_canary_columns(table: pd.DataFrame, path: Path) -> None:
+    """Canary rows carry whether each canary was included (0 or 1) and its repeats (a
+    whole number from 1): without them the audit would be left out, or wrong, silently."""
+    rows = table[table["set"] == audit.SET]
+    if rows.empty:
+        return
+    missing = sorted({audit.INCLUDED, audit.REPEATS} - set(table.columns))
+    if missing:
+        raise InputError(f"{path}: canary rows but no {missing} column(s); give the whole scores.csv "
+                         "score_MIA.py wrote")
+    included, repeats = rows[audit.INCLUDED].to_numpy(float), rows[audit.REPEATS].to_numpy(float)
+    bad = ~np.isin(included, (0, 1)) | ~(repeats >= 1) | (repeats != np.round(repeats))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{path}: row {int(rows.index[row]) + 2}: {audit.INCLUDED} must be 0 or 1 and "
+                         f"{audit.REPEATS} a whole number from 1, not {included[row]:g} and {repeats[row]:g}")
 
 
 def _check_shadow_columns(table: pd.DataFrame, path: Path) -> None:

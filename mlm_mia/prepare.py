@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, canaries, csv_notes, sampling, split, synthetic
-from .cli import Parser, add_flag, non_negative_int, positive_int
+from .cli import Parser, add_flag, bounded, non_negative_int, positive_int
 from .errors import InputError
 from .digests import file_sha256
 from .outputs import (check_apart, json_text, jsonl_text, locked_output_dir, remove_stale_staging,
@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--n2c2", help="n2c2 2014 records: a folder, nested folders or .tar.gz")
     data.add_argument("--split", metavar="NOTES", help="split these notes by patient first "
                       "(writes both halves to --split-dir) and sample from the halves")
-    data.add_argument("--train-fraction", type=float, default=0.5,
+    data.add_argument("--train-fraction", type=bounded(float, lambda x: 0 < x < 1, "a fraction strictly "
+                                                       "between 0 and 1"), default=0.5,
                       help="fraction of patients in the training half (default 0.5)")
     data.add_argument("--split-dir", type=Path, help="where --split writes its halves "
                       "(default OUT_DIR/split)")
@@ -211,6 +212,11 @@ def _resolve_inputs(args: argparse.Namespace, split_stage: Path | None) -> dict[
     if not (args.train_notes and args.heldout_notes):
         raise InputError("give both --train-notes and --heldout-notes (or --split NOTES, "
                          "or no data arguments for the synthetic demo)")
+    both = set(map(Path.resolve, map(Path, _given(args.train_notes)))) & set(
+        map(Path.resolve, map(Path, _given(args.heldout_notes))))
+    if both:
+        raise InputError(f"--heldout-notes: {sorted(both)[0]} is also in --train-notes; the held-out "
+                         "notes (the non-members' patients) must be other notes than the training ones")
     return {"train": args.train_notes, "heldout": args.heldout_notes, "n2c2": args.n2c2}
 
 
@@ -240,12 +246,14 @@ def prepare(args: argparse.Namespace) -> dict:
             return _prepare(args, split_stage, kept)
 
 
+def _given(pattern: str | None) -> list[str]:
+    """The paths an input flag names (a file, a folder or a glob)."""
+    return sorted(glob.glob(pattern)) or [pattern] if pattern else []
+
+
 def _check_apart(args: argparse.Namespace) -> None:
     """The files and folders this run writes are none of those it reads."""
-    def given(pattern: str | None) -> list[str]:
-        return sorted(glob.glob(pattern)) or [pattern] if pattern else []
-
-    inputs = {flag: given(getattr(args, flag[2:].replace("-", "_")))
+    inputs = {flag: _given(getattr(args, flag[2:].replace("-", "_")))
               for flag in ("--train-notes", "--heldout-notes", "--n2c2", "--split", "--members-from")}
     if not any(inputs.values()):
         inputs["--synthetic-dir"] = [args.synthetic_dir]

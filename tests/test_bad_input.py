@@ -141,7 +141,8 @@ def prepare_cases(t: dict, bad: Path) -> dict:
         "split_and_train": (["--split", str(corpus["noteevents"]), "--train-notes", str(corpus["train"])],
                             "--split makes the training and held-out halves itself"),
         "train_only": (["--train-notes", str(corpus["train"])], "give both --train-notes and --heldout-notes"),
-        "train_fraction": (["--split", str(corpus["noteevents"]), "--train-fraction", "1.0"], "--train-fraction 1.0"),
+        "train_fraction": (["--split", str(corpus["noteevents"]), "--train-fraction", "1.0"],
+                           "--train-fraction: must be a fraction strictly between 0 and 1, not '1.0'"),
         "members_from_missing": (data + ["--members-from", str(bad / "dedup.txt")], "dedup.txt: no such file"),
         "out_dir_file": (data + ["--out-dir", str(bad / "a_file")], "a_file: exists and is not a folder"),
         "population_too_big": (data + ["--population", "100000"], "population:"),
@@ -164,6 +165,10 @@ def prepare_cases(t: dict, bad: Path) -> dict:
                                    files_in(beside)),
         "truncated_gzip": (with_train(truncated_gzip(corpus["train"], bad / "cut.csv.gz")),
                            "cut.csv.gz: the gzip file is truncated or corrupt"),
+        "train_fraction_nan": (["--split", str(corpus["noteevents"]), "--train-fraction", "nan"],
+                               "--train-fraction: must be a fraction strictly between 0 and 1, not 'nan'"),
+        "heldout_is_train": (data[:2] + ["--heldout-notes", str(corpus["train"])] + data[4:],
+                             f"--heldout-notes: {corpus['train']} is also in --train-notes"),
     }
 
 
@@ -318,6 +323,17 @@ def metrics_cases(t: dict, bad: Path) -> dict:
     (bad / "link.csv").symlink_to(run / "scores.csv")
     shadow_columns = ["shadow_0_score", "shadow_0_in", "shadow_1_score", "target_lira_statistic", "memorization"]
 
+    def with_canaries(name: str, included: str | None) -> str:
+        """The scores with 4 canary rows; ``included`` their canary_included (None: no column)."""
+        import pandas as pd
+        table = pd.read_csv(t["results"] / "scores.csv", dtype=str, keep_default_na=False)
+        planted = table[table["set"] == "members"].head(4).assign(
+            set="canaries", id=lambda c: "canary-" + c["id"], canary_included=included, canary_repeats="1")
+        table = pd.concat([table, planted], ignore_index=True).fillna("")
+        path = bad / f"{name}.csv"
+        table.drop(columns=[] if included else ["canary_included"]).to_csv(path, index=False)
+        return str(path)
+
     def with_shadows(rows):  # two shadow models' columns, shadow_1_in lost
         return [",".join(r + (shadow_columns if i == 0 else ["-1.5", "1", "-1.2", "-1.4", "0.1"]))
                 for i, r in enumerate(rows)]
@@ -355,6 +371,8 @@ def metrics_cases(t: dict, bad: Path) -> dict:
         "shadow_column_lost": ([variant("shadowcols", with_shadows)], "shadow model column(s) ['shadow_1_in'] missing"),
         "truncated_gzip": ([str(truncated_gzip(t["results"] / "scores.csv", bad / "scores.csv.gz"))],
                            "scores.csv.gz: the gzip file is truncated or corrupt"),
+        "canary_column_lost": ([with_canaries("noincluded", None)], "canary rows but no ['canary_included'] column"),
+        "canary_included_3": ([with_canaries("included3", "3")], "canary_included must be 0 or 1"),
     }
 
 
