@@ -79,10 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_group.add_argument("--allow-fewer", action="store_true", help="take all eligible "
                                 "patients/sentences when fewer than asked, and record it")
     audit = parser.add_argument_group("planted canaries (for a provable audit; see README)")
-    add_flag(audit, "--canaries",
-                       help="write M canary sentences carrying random secrets (canaries.jsonl), "
-                       "each included by a seeded coin, and the included ones as notes to add "
-                       "to the training data (canary_notes.csv.gz) (0: none)")
+    add_flag(audit, "--canaries", help="write M canary sentences carrying random secrets "
+             "(canaries.jsonl), each included by a seeded coin, and the included ones as notes to "
+             "add to the training data (canary_notes.csv.gz) (0: none)")
     audit.add_argument("--canary-repeats", type=canaries.parse_repeats, default=(1, 2, 4, 8),
                        metavar="R1,R2,...", help="how many times an included canary is repeated "
                        "in the training data; the canaries are spread evenly over these (1,2,4,8)")

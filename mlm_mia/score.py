@@ -46,9 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "flags, with _ for -); flags given on the command line win")
     parser.add_argument("--demo", action="store_true", help="whole study on the synthetic corpus "
                         "with two tiny RoBERTa models trained here")
-    add_flag(parser, "--canaries",
-                        help="with --demo: plant M canaries (prepare_data_MIA.py --canaries) in the "
-                        "demo target's training data and audit them (0)")
+    add_flag(parser, "--canaries", help="with --demo: plant M canaries (prepare_data_MIA.py --canaries) "
+             "in the demo target's training data and audit them (0)")
     parser.add_argument("--target", type=Path, help="local directory of the target masked LM")
     parser.add_argument("--reference", type=Path, action="append", default=None,
                         help="local directory of a reference masked LM (a model of the same "
