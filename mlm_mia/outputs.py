@@ -58,8 +58,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     without an exception, removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _naming(path):  # a name near the 255-byte limit leaves room for the random part
+    try:  # a name near the 255-byte limit leaves room for the random part
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", dir=path.parent)
+    except OSError as err:  # it names the temporary file it could not make
+        raise OSError(err.errno, err.strerror, str(path)) from None
     os.close(fd)
     try:
         with _naming(path, Path(tmp)):

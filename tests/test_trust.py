@@ -119,3 +119,11 @@ def test_every_script_defines_a_shared_flag_the_same_way():
               for flag in {o for a in p._actions for o in a.option_strings}
               & {o for a in q._actions for o in a.option_strings}}
     assert shared - {"-h", "--help", "--out-dir"} <= set(cli.SHARED_FLAGS)  # --out-dir: data/ or results/
+
+
+def test_an_output_name_near_the_length_limit_is_written(tmp_path):
+    from mlm_mia.outputs import write_text_atomic
+
+    target = tmp_path / ("m" * 250 + ".json")  # its temporary name once went past 255 bytes
+    write_text_atomic(target, "{}\n")
+    assert [p.name for p in tmp_path.iterdir()] == [target.name] and target.read_text() == "{}\n"
