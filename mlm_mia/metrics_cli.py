@@ -150,13 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{args.scores[0]}: {err}") from None
     if not any(k not in evaluation.SECTIONS for k in results):
         raise InputError(f"{args.scores[0]}: needs members and non_members or externals rows")
+    if args.patients and patients is None:  # before any output is written
+        raise InputError(f"--patients: {args.scores[0]} has no per-patient tests (they need population "
+                         "rows of at least 20 patients: prepare_data_MIA.py --population N "
+                         "--population-patients P)")
     print(report.tables(results), end="")
     if args.json:
         write_text_atomic(args.json, json_text(results))
     if args.patients:
-        if patients is None:
-            raise InputError(f"--patients: {args.scores[0]} has no population rows for the "
-                             "per-patient tests' null (prepare_data_MIA.py --population N)")
         write_text_atomic(args.patients, patients.to_csv(index=False))
     if args.html:
         write_html(args.html, table, results, _settings(args.scores[0]), patients)

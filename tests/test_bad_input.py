@@ -371,6 +371,9 @@ def metrics_cases(t: dict, bad: Path) -> dict:
         "shadow_column_lost": ([variant("shadowcols", with_shadows)], "shadow model column(s) ['shadow_1_in'] missing"),
         "truncated_gzip": ([str(truncated_gzip(t["results"] / "scores.csv", bad / "scores.csv.gz"))],
                            "scores.csv.gz: the gzip file is truncated or corrupt"),
+        "patients_without_population": ([variant("nopop", lambda rows: [",".join(r) for r in rows if r[0] != "population"]),
+                                         "--json", str(run / "metrics.json"), "--patients", str(bad / "p.csv")],
+                                        "--patients: ", [run / "metrics.json"]),
         "canary_column_lost": ([with_canaries("noincluded", None)], "canary rows but no ['canary_included'] column"),
         "canary_included_3": ([with_canaries("included3", "3")], "canary_included must be 0 or 1"),
     }
