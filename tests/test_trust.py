@@ -127,3 +127,19 @@ def test_an_output_name_near_the_length_limit_is_written(tmp_path):
     target = tmp_path / ("m" * 250 + ".json")  # its temporary name once went past 255 bytes
     write_text_atomic(target, "{}\n")
     assert [p.name for p in tmp_path.iterdir()] == [target.name] and target.read_text() == "{}\n"
+
+
+def test_an_attack_is_compared_only_where_the_runs_define_it_alike():
+    from mlm_mia.comparison import not_comparable
+
+    table = pd.DataFrame({"set": ["members", "non_members"], "id": ["a", "b"], "patient_id": ["1", "2"],
+                          "score_loss": [1.0, 0.0], "score_min_k": [1.0, 0.0], "score_ratio_reference_x": [1.0, 0.0]})
+    settings = {"pll": "original", "reduction": "mean", "min_k_fraction": 0.2, "references": {"reference_x": "ab"}}
+    tables = {"a": table, "b": table, "c": table.drop(columns="score_loss")}
+    why = not_comparable(tables, {"a": settings, "b": settings | {"min_k_fraction": 0.5,
+                                                                  "references": {"reference_x": "cd"}}, "c": {}})
+    assert why == {"loss": "scored by a, b only",
+                   "min_k": "defined differently: min_k_fraction is 0.2 in a; 0.5 in b",
+                   "ratio_reference_x": 'defined differently: references is {"reference_x": "ab"} in a; '
+                                        '{"reference_x": "cd"} in b'}
+    assert not_comparable({"a": table, "b": table}, {"a": settings, "b": dict(settings)}) == {}
