@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .attacks.base import Settings as AttackSettings
 from .errors import InputError
 
 
@@ -74,12 +73,10 @@ SHARED_FLAGS: dict[str, dict] = {
         type=positive_int, default=100, metavar="N",
         help="with canaries: alternative secrets scored per canary for its exposure (at most "
         "log2(N + 1) bits can be shown; capped at the secrets there are) (100)"),
-    "--min-k-fraction": dict(type=bounded(float, lambda x: 0 < x <= 1, "a fraction in (0, 1]"),
-                             default=AttackSettings.min_k_fraction,
+    "--min-k-fraction": dict(type=bounded(float, lambda x: 0 < x <= 1, "a fraction in (0, 1]"), default=0.2,
                              help="Min-K%% and Min-K%%++: the fraction of a sentence's tokens, the "
                              "lowest int(n x fraction) (at least one) averaged (0.2)"),
-    "--rmia-offline-a": dict(type=bounded(float, lambda x: 0 < x <= 1, "a number in (0, 1]"),
-                             default=AttackSettings.rmia_offline_a,
+    "--rmia-offline-a": dict(type=bounded(float, lambda x: 0 < x <= 1, "a number in (0, 1]"), default=0.3,
                              help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) "
                              "/ 2, in (0, 1] (0.3; 1: the plain reference likelihood)"),
 }

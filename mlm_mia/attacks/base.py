@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import columns
+from ..cli import SHARED_FLAGS
 
 if TYPE_CHECKING:  # the metrics path never imports torch
     from ..pll import TokenScores
@@ -22,8 +23,8 @@ class Settings:
     """The attack settings a run records in settings.json."""
 
     reduction: str = "mean"  # the target's PLL per scored token, or summed
-    min_k_fraction: float = 0.2
-    rmia_offline_a: float = 0.3
+    min_k_fraction: float = SHARED_FLAGS["--min-k-fraction"]["default"]
+    rmia_offline_a: float = SHARED_FLAGS["--rmia-offline-a"]["default"]
     seed: int = 0
 
 
