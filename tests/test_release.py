@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -213,7 +214,8 @@ def test_no_output_holds_a_sentence_a_canary_or_a_secret(audited):
         for text in set_texts(audited["data"]) + secrets:
             assert text.encode() not in content, (path.name, text)
     html = (audited["out"] / "report.html").read_text()
-    assert "<script" not in html and "http" not in html.replace("http-equiv", "")  # nothing fetched
+    markup = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # the figures' bytes aside
+    assert "<script" not in markup and "http" not in markup.replace("http-equiv", "")  # nothing fetched
     assert html.index("1. Validity") < html.index("2. Sentence and patient level") < html.index("Planted canaries")
     results = json.loads((audited["out"] / "metrics.json").read_text())
     assert results["canaries"]["canaries"] == 8 and set(results["canaries"]["by_attack"]["loss"]) == {"all", "1", "4"}
