@@ -2,6 +2,7 @@
 """roberta-base-sized models on the CPU: a whole default run, one 510-token sentence, a shadow's first steps.
 
     nice -n 10 python bench/bench_base_size.py [--sentences 200] [--steps 20] [--parts run,long,shadow]
+    python bench/bench_base_size.py --shape tiny --sentences 201 --steps 2   # the bench itself, in minutes
 
 Target and reference are random RoBERTa masked LMs of roberta-base's size (hidden 768, 12
 layers, 12 heads, 3072, 514 positions, 50,265-row vocabulary; bench_pll's ``base`` shape,
@@ -14,8 +15,13 @@ non-members, externals; no population set, as prepare's default). Made once unde
 - ``run``: ``score_MIA.py --no-cache`` with its defaults, and its own stage seconds;
 - ``long``: one sentence of 510 tokens through the PLL engine at the default CPU token
   budget (peak RSS after loading the model, and after scoring);
-- ``shadow``: one shadow model (``--shadow-models 2 --shadow-index 0``) trained from
-  scratch with configs/shadow_recipe.yaml, ``max_steps`` set to ``--steps``.
+- ``shadow``: shadow 0 of ``--shadow-models 2``, trained from scratch as score_MIA.py
+  trains it (``shadow.plan``, ``shadow.train``) with configs/shadow_recipe.yaml,
+  ``max_steps`` set to ``--steps``: each optimiser step's wall and CPU seconds and the
+  tokens it saw (padding left out).
+
+``--sentences`` below 201 can make prepare_data_MIA.py refuse the synthetic externals (a
+patient left with no sentence of its own among the 20 drawn).
 """
 
 from __future__ import annotations
@@ -29,8 +35,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -54,6 +58,36 @@ start = time.perf_counter()
 scores = engine.score([tokenizer.decode(ids)])
 print(json.dumps({"tokens": scores[0].n_tokens, "seconds": time.perf_counter() - start,
        "rss_after_load_gib": loaded, "peak_rss_gib": gib()}))
+"""
+
+# one shadow as score_MIA.py --shadow-models 2 trains shadow 0 (shadow.plan, shadow.train),
+# the recipe's max_steps set; each optimiser step's wall and CPU seconds appended to a file
+SHADOW = """
+import dataclasses, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from transformers import TrainerCallback
+from mlm_mia import models, recipe, shadow
+data, target, shadow_dir = map(Path, sys.argv[2:5])
+steps, steps_file = int(sys.argv[5]), Path(sys.argv[6])
+chosen = dataclasses.replace(recipe.load(Path(sys.argv[1]) / "configs" / "shadow_recipe.yaml"), max_steps=steps)
+first = shadow.plan(data, 2, target, shadow.architecture_key(target), chosen, "scratch", shadow_dir, 0)[0]
+steps_file.write_text("")
+
+class Steps(TrainerCallback):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        pad = model.config.pad_token_id
+        def count(module, args, kwargs):  # the tokens of each forward pass, padding left out
+            self.tokens += int((kwargs["input_ids"] != pad).sum())
+        model.base_model.register_forward_pre_hook(count, with_kwargs=True)  # as MaskedHeadTrainer calls it
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.wall, self.cpu, self.tokens = time.perf_counter(), time.process_time(), 0
+    def on_step_end(self, args, state, control, **kwargs):
+        with steps_file.open("a") as out:
+            out.write(json.dumps({"step": state.global_step, "wall_s": time.perf_counter() - self.wall,
+                                  "cpu_s": time.process_time() - self.cpu, "tokens": self.tokens}) + "\\n")
+
+shadow.train(first, "scratch", target, models.load_tokenizer(target, "--target"), chosen, "cpu", [Steps()])
 """
 
 
@@ -87,13 +121,14 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=200, help="in all, a third per set")
     parser.add_argument("--steps", type=int, default=20, help="shadow optimiser steps")
     parser.add_argument("--parts", default="run,long,shadow")
+    parser.add_argument("--shape", default="base", help="bench_pll.SHAPES (tiny: to try the bench out)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "base_size")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    work = args.work / f"s{args.sentences}"
+    work = args.work / f"{args.shape}-s{args.sentences}"
     work.mkdir(parents=True, exist_ok=True)
-    data, target, reference = build(work, -(-args.sentences // 3), "base")
+    data, target, reference = build(work, -(-args.sentences // 3), args.shape)
     config = json.loads((target / "config.json").read_text())
     from transformers import AutoConfig, AutoModelForMaskedLM
     parameters = sum(p.numel() for p in AutoModelForMaskedLM.from_config(
@@ -121,21 +156,18 @@ def main() -> None:
         report["long"] = {**json.loads(long["stdout"].strip().splitlines()[-1]), "process_peak_rss_gib": long["peak_rss_gib"],
                           "wall_s": long["wall_s"], "cpu_s": long["cpu_s"], "load_before": long["load_before"], "load_after": long["load_after"]}
     if "shadow" in parts:
-        recipe = yaml.safe_load((ROOT / "configs" / "shadow_recipe.yaml").read_text())
-        recipe["max_steps"] = args.steps
-        recipe_file = work / f"shadow_recipe_{args.steps}.yaml"
-        recipe_file.write_text(yaml.safe_dump(recipe))
         shadow_dir = work / "shadows"
         shutil.rmtree(shadow_dir, ignore_errors=True)  # a fresh training, nothing reused
-        shadow = measured([python, score, *common, "--out-dir", str(work / "shadow_results"),
-                           "--shadow-models", "2", "--shadow-index", "0", "--shadow-recipe", str(recipe_file),
-                           "--shadow-dir", str(shadow_dir)], work / "shadow.log")
-        seconds = stages(shadow["stderr"])["shadow training"]
-        tokens = recipe["batch_size"] * recipe["gradient_accumulation"] * recipe["block_size"] * args.steps
+        steps_file = work / "shadow_steps.jsonl"
+        shadow = measured([python, "-c", SHADOW, str(ROOT), str(data), str(target), str(shadow_dir),
+                           str(args.steps), str(steps_file)], work / "shadow.log")
+        steps = [json.loads(line) for line in steps_file.read_text().splitlines()]
+        per_step = [s["wall_s"] for s in steps]
         report["shadow"] = {k: shadow[k] for k in ("wall_s", "cpu_s", "cpu_share", "peak_rss_gib", "load_before", "load_after")}
-        report["shadow"].update({"steps": args.steps, "training_s": seconds, "seconds_per_step": seconds / args.steps,
-                                 "tokens_per_s": tokens / seconds,
-                                 "log": [line for line in shadow["stderr"].splitlines() if "shadow" in line.lower()]})
+        report["shadow"].update({"steps": steps, "mean_step_wall_s": sum(per_step) / len(per_step),
+                                 "mean_step_cpu_s": sum(s["cpu_s"] for s in steps) / len(steps),
+                                 "tokens_per_s": sum(s["tokens"] for s in steps) / sum(per_step),
+                                 "tokens_per_cpu_s": sum(s["tokens"] for s in steps) / sum(s["cpu_s"] for s in steps)})
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
