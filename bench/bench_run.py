@@ -43,8 +43,8 @@ for model in sys.argv[2:]:
 """
 
 
-def build(work: Path, per_set: int) -> tuple[Path, Path, Path]:
-    """The sets and the two models (made once, reused)."""
+def build(work: Path, per_set: int, shape: str = "tiny") -> tuple[Path, Path, Path]:
+    """The sets and the two models of ``shape`` (bench_pll.SHAPES), made once, reused."""
     data, target, reference = work / "data", work / "target", work / "reference"
     if not (data / "manifest.json").exists():
         corpus = synthetic.write_corpus(work / "corpus", seed=3, n_mimic_patients=200, n_n2c2_patients=60)
@@ -60,7 +60,7 @@ def build(work: Path, per_set: int) -> tuple[Path, Path, Path]:
         with gzip.open(work / "corpus" / "NOTEEVENTS.csv.gz", "rt") as handle:
             texts = list(clean_sentences(handle.read(), "rules", 20))
         for folder in (target, reference):
-            build_model(folder, SHAPES["tiny"], texts)
+            build_model(folder, SHAPES[shape], texts)
         # two different random models: the reference's weights from another seed
         from transformers import RobertaForMaskedLM
         import torch
