@@ -2,7 +2,7 @@
 """Simulation study of the per-patient membership tests (``patient_tests.membership_tests``,
 the code that runs) and of the text-only validity check's permutation test.
 
-    nice python bench/bench_patient_tests.py [--replicates 60] [--validity-studies 100]
+    nice python bench/bench_patient_tests.py [--replicates 40] [--validity-studies 100] [--member-shift 0.5]
 
 Per-patient tests: score tables in the scores.csv format (sets population, non_members,
 members, externals; ``patient_id``; two attack columns) with patient effects Gaussian,
@@ -134,7 +134,8 @@ def summarise_cell(runs: list[dict]) -> dict[str, str]:
     return cell
 
 
-def patient_study(replicates: int, seed: int = 0, cells=None) -> pd.DataFrame:
+def patient_study(replicates: int, seed: int = 0, cells=None, member_shift: float = MEMBER_SHIFT
+                  ) -> pd.DataFrame:
     """One row per cell and test, each printed as it is done."""
     old = old_module()
     rows = []
@@ -144,7 +145,7 @@ def patient_study(replicates: int, seed: int = 0, cells=None) -> pd.DataFrame:
         for r in range(replicates):
             rng = np.random.default_rng([seed, DISTRIBUTIONS.index(distribution), n_population, r,
                                          CORRELATIONS.index(correlation)])
-            table = simulated_table(rng, distribution, correlation, n_population)
+            table = simulated_table(rng, distribution, correlation, n_population, member_shift=member_shift)
             runs["new"].append(one_run(table, patient_tests, r))
             if old is not None:
                 runs["old"].append(one_run(table, old, r))
@@ -188,14 +189,21 @@ def validity_study(studies: int, seed: int = 0, permutations: int = 199) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--replicates", type=int, default=60, help="studies per cell (60)")
+    parser.add_argument("--replicates", type=int, default=40, help="studies per cell (40)")
     parser.add_argument("--validity-studies", type=int, default=100, help="null text studies (100)")
+    parser.add_argument("--member-shift", type=float, default=MEMBER_SHIFT,
+                        help=f"members' shift in score SDs ({MEMBER_SHIFT})")
+    parser.add_argument("--populations", type=int, nargs="+", default=POPULATIONS,
+                        help="population patients of the cells (20 50 200)")
     args = parser.parse_args()
-    print(f"per-patient tests, {args.replicates} replicates per cell, members shifted {MEMBER_SHIFT} SD",
+    print(f"per-patient tests, {args.replicates} replicates per cell, members shifted {args.member_shift} SD",
           flush=True)
     start = time.perf_counter()
-    patient_study(args.replicates)
+    patient_study(args.replicates, cells=[(d, c, n) for d in DISTRIBUTIONS for c in CORRELATIONS
+                                          for n in args.populations], member_shift=args.member_shift)
     print(f"({time.perf_counter() - start:.0f} s)")
+    if not args.validity_studies:
+        return
     start = time.perf_counter()
     result = validity_study(args.validity_studies)
     print(f"\nvalidity permutation test on null text studies ({time.perf_counter() - start:.0f} s): {result}")
