@@ -177,9 +177,9 @@ def validity_study(studies: int, seed: int = 0, permutations: int = 199) -> dict
     p = []
     for r in range(studies):
         sets = null_texts(np.random.default_rng([seed, 31, r]))
-        units = (sets["set"] + "\x00" + sets["patient_id"]).to_numpy()
         _, test = validity.permutation_test(validity.text_features(sets["text"].tolist(), r),
-                                            (sets["set"] == "members").to_numpy(int), units, r, permutations)
+                                            (sets["set"] == "members").to_numpy(int),
+                                            sets["patient_id"].to_numpy(), r, permutations)
         p.append(test["p_value"])
     p = np.array(p)
     return {"studies": studies, "permutations": permutations,

@@ -52,14 +52,13 @@ def text_features(texts: list[str], seed: int = 0) -> np.ndarray:
     return TruncatedSVD(k, random_state=seed).fit_transform(words)
 
 
-def group_folds(units: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A seeded fold per unit (patient), independent of the labels, so that every
-    permutation is refitted on the same folds."""
-    ids = np.unique(units)
+def group_folds(patients: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A seeded fold per patient id (sorted ids: the same on every machine)."""
+    ids = np.unique(patients)
     order = np.random.default_rng([seed, 13]).permutation(ids.size)
     fold_of = np.empty(ids.size, int)
     fold_of[order] = np.arange(ids.size) % min(FOLDS, ids.size)
-    return fold_of[np.searchsorted(ids, units)]
+    return fold_of[np.searchsorted(ids, patients)]
 
 
 def fold_fits(features: np.ndarray, fold: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -95,14 +94,16 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ((ranks * labels).sum(0) - positives * (positives + 1) / 2) / (positives * negatives)
 
 
-def permutation_test(features: np.ndarray, labels: np.ndarray, units: np.ndarray, seed: int = 0,
+def permutation_test(features: np.ndarray, labels: np.ndarray, patients: np.ndarray, seed: int = 0,
                      permutations: int = PERMUTATIONS) -> tuple[np.ndarray, dict]:
     """``(out-of-fold scores, test)`` of "the two sets differ": ``labels`` per sentence
-    (1 positive set), ``units`` one id per (set, patient); labels are permuted by unit."""
-    ids, unit = np.unique(units, return_inverse=True)
-    unit_label = np.zeros(ids.size)
+    (1 positive set), permuted by (set, patient); the folds come from the patient ids
+    alone, never from the labels, so every permutation is refitted on the same folds."""
+    _, unit = np.unique(np.stack([labels.astype(str), patients.astype(str)], 1), axis=0, return_inverse=True)
+    unit = unit.ravel()
+    unit_label = np.zeros(unit.max() + 1)
     unit_label[unit] = labels
-    fits = fold_fits(features, group_folds(units, seed))
+    fits = fold_fits(features, group_folds(patients.astype(str), seed))
     observed = out_of_fold(fits, labels[:, None].astype(float))
     auc = float(_auc(labels[:, None], observed)[0])
     rng = np.random.default_rng([seed, 17])
@@ -128,9 +129,9 @@ def text_only(sets: pd.DataFrame, comparisons: dict[str, tuple[str, str]], seed:
             continue
         rows = sets["set"].isin([positive, negative]).to_numpy()
         chosen = sets[rows]
-        units = (chosen["set"] + "\x00" + chosen["patient_id"].astype(str)).to_numpy()
         values = np.full(len(sets), np.nan)
         values[rows], tests[name] = permutation_test(
-            text_features(chosen["text"].tolist(), seed), (chosen["set"] == positive).to_numpy(int), units, seed)
+            text_features(chosen["text"].tolist(), seed), (chosen["set"] == positive).to_numpy(int),
+            chosen["patient_id"].to_numpy(), seed)
         result[column(name)] = values
     return result, tests
