@@ -115,10 +115,12 @@ def patients_section(results: dict, patients: pd.DataFrame | None) -> str:
         "externals apart. patients.csv lists every patient's p- and q-value.</p>",
         _table(["at 5% FDR", "share"], rows),
         "<p>Calibration: the non-member patients' statistics should rank like the population "
-        "patients' (rank-sum test within folds; mean relative rank 0.5 expected, a small p-value "
-        "says the non-members are not drawn like the population and the p-values are off).</p>",
-        _table(["mean relative rank", "p-value", "permutations"],
-               [[f"{check['mean_relative_rank']:.3f}", f"{check['p_value']:.3g}", check["permutations"]]]),
+        "patients' (a rank-sum test per fold, Bonferroni over the folds; mean relative rank 0.5 "
+        "expected, a small p-value says the non-members are not drawn like the population and "
+        "the p-values are off).</p>",
+        _table(["mean relative rank", "p-value", "folds", "permutations"],
+               [[f"{check['mean_relative_rank']:.3f}", f"{check['p_value']:.3g}", check["folds"],
+                 check["permutations"]]]),
         _img(figures.png(figures.qq_figure(patients))) if patients is not None else ""])
 
 
