@@ -30,15 +30,18 @@ CANARIES = "canaries"
 SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES)
 # |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
 BLIND_BASELINE_MARGIN = 0.1
+# one-sided level of the text-only permutation test that warns of a distribution shift
+SHIFT_LEVEL = 0.025
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
 
 
-def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta: float = 0.0
-            ) -> tuple[dict, pd.DataFrame | None]:
+def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta: float = 0.0,
+            validity_tests: dict | None = None) -> tuple[dict, pd.DataFrame | None]:
     """``metrics.json``: every attack on every comparison whose sets are present, the
-    validity check, the per-patient tests, the canary audit (with canaries; epsilon bounds
-    for ``audit_delta``) and, with shadow models, the report by memorization; and
-    patients.csv's table (None without the sets the tests need)."""
+    validity check (with its permutation tests ``validity_tests``, which need the text:
+    score_MIA.py records them in settings.json), the per-patient tests, the canary audit
+    (with canaries; epsilon bounds for ``audit_delta``) and, with shadow models, the report
+    by memorization; and patients.csv's table (None without the sets the tests need)."""
     result = {}
     validity = {}
     attacks = columns.attack_names(table)
@@ -48,13 +51,11 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
             continue
         y = (rows["set"] == positive).to_numpy(int)
         scores = {a: rows[columns.score(a)].to_numpy(float) for a in attacks}
+        result[comparison] = metrics.evaluate_all(y, scores, rows["patient_id"].to_numpy(), n_boot, seed)
         text_only = validity_module.column(comparison)
         if text_only in rows.columns:
-            scores[text_only] = rows[text_only].to_numpy(float)
-        evaluated = metrics.evaluate_all(y, scores, rows["patient_id"].to_numpy(), n_boot, seed)
-        if text_only in evaluated:
-            validity[comparison] = evaluated.pop(text_only)
-        result[comparison] = evaluated
+            validity[comparison] = validity_check(y, rows[text_only].to_numpy(float),
+                                                  (validity_tests or {}).get(comparison))
     rows = table[table["set"].isin(["members", "non_members"])]
     if {"members", "non_members"} <= set(rows["set"]):
         per_patient = rows.groupby(["set", "patient_id"], sort=True)[
@@ -88,6 +89,15 @@ def _patient_tests_left_out(table: pd.DataFrame) -> str | None:
     return (f"per-patient tests left out: {n} population patients, at least "
             f"{patient_tests.MIN_NULL_PATIENTS} needed (prepare with --population-patients "
             f"{patient_tests.MIN_NULL_PATIENTS} or more)")
+
+
+def validity_check(y: np.ndarray, text_only: np.ndarray, test: dict | None) -> dict:
+    """The text-only classifier's AUC and its permutation test of "the sets differ" (None
+    when no test of these very scores was recorded: the scores alone cannot be refitted)."""
+    auc = metrics.auc(y, text_only)
+    recorded = test is not None and abs(test["auc"] - auc) < 1e-9
+    return {"auc": auc, "n_pos": int(y.sum()), "n_neg": int((y == 0).sum())} | {
+        key: test[key] if recorded else None for key in ("p_value", "permutations", "null_auc_median", "null_auc_95")}
 
 
 def _compact(y: np.ndarray, s: np.ndarray) -> dict | None:
@@ -138,16 +148,17 @@ def memorization_report(table: pd.DataFrame, positive: str = "members",
 
 
 def distribution_shift_warnings(results: dict) -> list[str]:
-    """One line per comparison whose model-free check is clearly above chance (its 95%
-    interval above 0.5, or above 0.5 + margin without intervals), and per blind-baseline
-    attack far from chance."""
+    """One line per comparison whose model-free check is above chance (its permutation
+    p-value at most ``SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), and per
+    blind-baseline attack far from chance."""
     lines = []
     for comparison, check in results.get(VALIDITY, {}).items():
-        low = check["auc_ci"][0] if "auc_ci" in check else check["auc"] - BLIND_BASELINE_MARGIN
-        if low > 0.5:
+        p = check.get("p_value")
+        if (check["auc"] > 0.5 + BLIND_BASELINE_MARGIN) if p is None else p <= SHIFT_LEVEL:
+            evidence = f"AUC {check['auc']:.3f}" + ("" if p is None else f", permutation p = {p:.3g}")
             lines.append(
                 f"WARNING {comparison}: a text-only classifier that never sees a model separates "
-                f"the two sets (AUC {check['auc']:.3f}): they differ in distribution, and every "
+                f"the two sets ({evidence}): they differ in distribution, and every "
                 "attack number on this comparison is inflated by it.")
     for comparison, attacks in results.items():
         if comparison in SECTIONS:

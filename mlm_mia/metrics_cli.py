@@ -143,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.names:
         raise InputError("--names names several runs; give several scores files")
     table = read_scores(args.scores[0])
+    settings = _settings(args.scores[0])
     try:
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
-                                               audit_delta=args.audit_delta)
+                                               audit_delta=args.audit_delta,
+                                               validity_tests=settings.get("validity_tests"))
     except ValueError as err:
         raise InputError(f"{args.scores[0]}: {err}") from None
     if not any(k not in evaluation.SECTIONS for k in results):
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.patients:
         write_text_atomic(args.patients, patients.to_csv(index=False))
     if args.html:
-        write_html(args.html, table, results, _settings(args.scores[0]), patients)
+        write_html(args.html, table, results, settings, patients)
     return 0
 
 
@@ -194,6 +196,8 @@ def compare_main(args) -> int:
         write_text_atomic(args.json, json_text(result))
     if args.html:
         first = tables[names[0]]
-        results, patients = evaluation.compare(first, n_boot=args.bootstrap, seed=args.seed)
-        write_html(args.html, first, results, _settings(args.scores[0]), patients, result)
+        settings = _settings(args.scores[0])
+        results, patients = evaluation.compare(first, n_boot=args.bootstrap, seed=args.seed,
+                                               validity_tests=settings.get("validity_tests"))
+        write_html(args.html, first, results, settings, patients, result)
     return 0

@@ -37,10 +37,18 @@ def _auc(m: dict) -> str:
 def validity_table(validity: dict) -> str:
     """The model-free check first: can a classifier on the text alone tell the sets apart?"""
     lines = ["validity: a text-only classifier (word n-grams, cross-validated by patient) that "
-             "never sees a model; AUC 0.5 = the sets do not differ in distribution"]
+             "never sees a model; AUC 0.5 = the sets do not differ in distribution; p: permutation "
+             "test of set labels by patient, refitted"]
     for comparison, m in validity.items():
-        lines.append(f"  {comparison:<28} AUC {_auc(m)}")
+        lines.append(f"  {comparison:<28} AUC {m['auc']:.3f}  {_permutation(m)}")
     return "\n".join(lines)
+
+
+def _permutation(check: dict) -> str:
+    if check.get("p_value") is None:
+        return "(no permutation test: it needs the text, run score_MIA.py)"
+    return (f"p = {check['p_value']:.3g} ({check['permutations']} permutations: median AUC "
+            f"{check['null_auc_median']:.3f}, 95% below {check['null_auc_95']:.3f})")
 
 
 def attack_table(comparison: str, attacks: dict) -> str:
@@ -65,16 +73,17 @@ def attack_table(comparison: str, attacks: dict) -> str:
 def patient_tests_text(tests: dict) -> str:
     """The per-patient membership tests in a few lines."""
     share = lambda v: "-" if v is None else _pct(v)  # noqa: E731
-    lines = [f"patient_tests: a one-sided test per patient (attacks combined, cross-fitted; "
-             f"null from {tests['null_population_patients']} known non-member patients), "
-             f"Benjamini-Hochberg at {100 * tests['fdr']:.0f}% FDR",
+    check = tests["calibration"]
+    lines = [f"patient_tests: a test per patient (attacks combined, cross-fitted), p = its rank among "
+             f"{tests['null_population_patients']} known non-member patients (smallest possible p "
+             f"{tests['smallest_p_value']:.3g}), Benjamini-Hochberg at {100 * tests['fdr']:.0f}% FDR "
+             "over members and non-members (externals apart)",
              f"  member patients found        {share(tests['members_found'])}",
              f"  non-member patients flagged  {share(tests['non_members_flagged'])}",
              f"  external patients flagged    {share(tests['externals_flagged'])}",
-             f"  false discovery proportion   {_pct(tests['false_discovery_proportion'])}"]
-    for name, ks in tests["uniformity"].items():
-        lines.append(f"  {name} p-values vs uniform: KS distance {ks['distance']:.3f} "
-                     f"(p = {ks['p_value']:.3g}, {ks['n']} patients)")
+             f"  false discovery proportion   {_pct(tests['false_discovery_proportion'])}",
+             f"  calibration: non-member vs population patients, mean relative rank "
+             f"{check['mean_relative_rank']:.3f} (0.5 expected; p = {check['p_value']:.3g})"]
     return "\n".join(lines)
 
 

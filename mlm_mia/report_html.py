@@ -63,11 +63,13 @@ def validity_section(results: dict) -> str:
              "cross-validated with each patient's sentences in one fold) never sees a model. If it "
              "tells the sets apart, they differ in distribution and every attack number on that "
              "comparison is inflated by the difference (Das et al. 2024; Meeus et al. 2024).</p>"]
-    rows = [[comparison, _auc(m)] for comparison, m in results.get(VALIDITY, {}).items()]
+    rows = [[comparison, f"{m['auc']:.3f}", "-" if m.get("p_value") is None else f"{m['p_value']:.3g}"]
+            for comparison, m in results.get(VALIDITY, {}).items()]
     blind = [[f"{comparison}: {attack}", _auc(m)] for comparison, attacks in results.items()
              if comparison not in SECTIONS for attack, m in attacks.items() if attack.startswith("reference_only")]
     if rows or blind:
-        parts.append(_table(["check", "AUC [95% CI]"], [[f"text only, {c}", a] for c, a in rows] + blind))
+        parts.append(_table(["check", "AUC [95% CI]", "permutation p"],
+                            [[f"text only, {c}", a, p] for c, a, p in rows] + [b + ["-"] for b in blind]))
     warnings = distribution_shift_warnings(results)
     parts += [f'<div class="warn">{html.escape(w)}</div>' for w in warnings] or [
         '<div class="ok">No check separates the sets: they look alike in distribution, so the attack '
@@ -100,19 +102,25 @@ def patients_section(results: dict, patients: pd.DataFrame | None) -> str:
             ["non-member patients wrongly flagged", _pct(tests["non_members_flagged"])],
             ["external patients wrongly flagged", _pct(tests["externals_flagged"])],
             ["false discovery proportion", _pct(tests["false_discovery_proportion"])]]
-    uniform = [[name, f"{ks['distance']:.3f}", f"{ks['p_value']:.3g}", ks["n"]] for name, ks in tests["uniformity"].items()]
+    check = tests["calibration"]
     return "\n".join([
         "<h2>3. Can a given patient be shown to be in the training data?</h2>",
-        f"<p>One one-sided test per patient of &ldquo;none of this patient's notes was in the training "
+        f"<p>One test per patient of &ldquo;none of this patient's notes was in the training "
         f"data&rdquo;: the attack scores combined linearly (weights learned on other patients), the "
-        f"patient's mean against {tests['null_population_patients']} known non-member patients of the "
-        f"same hospital, allowing for the correlation of one patient's sentences; Benjamini-Hochberg "
-        f"at {100 * tests['fdr']:.0f}% false discovery rate. patients.csv lists every patient's "
-        "p- and q-value.</p>",
+        f"patient's mean standardised for its number of sentences, and its p-value its rank among "
+        f"{tests['null_population_patients']} known non-member patients of the same hospital, scored "
+        f"alike (valid whatever the scores' distribution when a non-member patient is drawn like "
+        f"them; the smallest possible p-value is {tests['smallest_p_value']:.3g}); Benjamini-Hochberg "
+        f"at {100 * tests['fdr']:.0f}% false discovery rate over the members and non-members, the "
+        "externals apart. patients.csv lists every patient's p- and q-value.</p>",
         _table(["at 5% FDR", "share"], rows),
-        "<p>Validity: the p-values of patients who were not in the training data should be uniform "
-        "(Kolmogorov-Smirnov distance small, its p-value not small).</p>",
-        _table(["null patients", "KS distance", "KS p-value", "patients"], uniform),
+        "<p>Calibration: the non-member patients' statistics should rank like the population "
+        "patients' (a rank-sum test per fold, Bonferroni over the folds; mean relative rank 0.5 "
+        "expected, a small p-value says the non-members are not drawn like the population and "
+        "the p-values are off).</p>",
+        _table(["mean relative rank", "p-value", "folds", "permutations"],
+               [[f"{check['mean_relative_rank']:.3f}", f"{check['p_value']:.3g}", check["folds"],
+                 check["permutations"]]]),
         _img(figures.png(figures.qq_figure(patients))) if patients is not None else ""])
 
 

@@ -362,7 +362,8 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
     if planted:
         _add_canary_columns(table, planted, scored.target_extra_pll, n_alternatives)
     with watch.stage("validity check"):
-        for name, values in validity.text_only_columns(sets, evaluation.COMPARISONS, args.seed).items():
+        text_only, validity_tests = validity.text_only(sets, evaluation.COMPARISONS, args.seed)
+        for name, values in text_only.items():
             table[name] = values
     run_settings = {
         "version": __version__, "models": {d.name: str(d.path) for d in model_dirs},
@@ -380,10 +381,11 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         # what the reference models are, not where: attacks that read them compare on this
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in references},
         "exposure_alternatives": n_alternatives if planted else None,
+        "validity_tests": validity_tests,
     }
     with watch.stage("statistics"):
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
-                                               audit_delta=args.audit_delta)
+                                               audit_delta=args.audit_delta, validity_tests=validity_tests)
     with watch.stage("writing"):
         exposed = most_exposed(table, sets, results, args.show_exposed) if args.show_exposed else None
         write_outputs(args, table, results, run_settings, patients, exposed, watch)
