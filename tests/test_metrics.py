@@ -68,14 +68,16 @@ def test_invalid_inputs_are_rejected(y, s, message):
         metrics.auc(y, s)
 
 
-def random_case(seed: int):
-    """Scores with many ties (rounded), patients with several sentences each."""
+def random_case(seed: int, structure: str = "patients"):
+    """Scores with many ties (rounded); patients of several sentences each, one sentence
+    each ("singles") or a few large patients ("large")."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(30, 400))
     y = (rng.random(n) < 0.5).astype(int)
     y[:2] = [0, 1]
     s = np.round(rng.normal(size=n) + 0.6 * y, int(rng.integers(0, 3)))
-    groups = rng.integers(0, max(2, n // 6), n)
+    groups = {"patients": rng.integers(0, max(2, n // 6), n), "singles": np.arange(n),
+              "large": rng.integers(0, 3, n)}[structure]
     return y, s, groups
 
 
@@ -88,29 +90,40 @@ def test_curves_equal_scikit_learn_with_ties():
         for f in (0.0, 0.001, 0.01, 0.1, 0.25, 1.0):
             assert metrics.tpr_at_fpr(y, s, f) == tprs[fprs <= f].max()
             assert metrics.threshold_at_fpr(y, s, f) == thresholds[fprs <= f][-1]
+        got = metrics.roc_points(y, s)
+        np.testing.assert_array_equal(got[0], fprs)
+        np.testing.assert_array_equal(got[1], tprs)
 
 
-def test_bootstrap_equals_resampling_the_rows_one_resample_at_a_time():
-    """The reference computation: each resample's rows taken from the drawn patients
-    (members' and non-members' apart, in the same draw order), scikit-learn's curve."""
-    from sklearn.metrics import auc, roc_curve
-    for seed in range(5):
-        y, s, groups = random_case(seed)
+@pytest.mark.parametrize("structure, chunk", [("patients", None), ("singles", None), ("large", None),
+                                              ("singles", 1000)])
+def test_bootstrap_equals_resampling_the_rows_one_resample_at_a_time(structure, chunk, monkeypatch):
+    """The reference computation: each resample's rows materialised (every drawn patient's
+    sentences repeated as often as it is drawn, members' and non-members' patients drawn
+    apart, in the same order of draws) and scikit-learn's curve on them; ``chunk`` small
+    enough that the resamples go through the core a few at a time."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+    if chunk:
+        monkeypatch.setattr(metrics, "_CHUNK", chunk)
+    for seed in range(3):
+        y, s, groups = random_case(seed, structure)
         rng = np.random.default_rng(seed)
-        members_of = {}
+        rows, group = {}, {}
         for label in (0, 1):
-            keys, inverse = np.unique(groups[y == label], return_inverse=True)
-            rows = np.flatnonzero(y == label)
-            members_of[label] = [rows[inverse == k] for k in range(keys.size)]
+            rows[label] = np.flatnonzero(y == label)
+            group[label] = np.unique(groups[rows[label]], return_inverse=True)[1]
         expected = {"auc": [], **{f: [] for f in metrics.FPR_TARGETS}}
-        for _ in range(60):
-            index = np.concatenate([members_of[label][d] for label in (0, 1) for d in
-                                    rng.integers(len(members_of[label]), size=len(members_of[label]))])
+        for _ in range(30):
+            drawn = {}
+            for label in (0, 1):
+                n_groups = group[label].max() + 1
+                drawn[label] = np.bincount(rng.integers(n_groups, size=n_groups), minlength=n_groups)
+            index = np.concatenate([np.repeat(rows[c], drawn[c][group[c]]) for c in (0, 1)])
             fprs, tprs, _ = roc_curve(y[index], s[index], drop_intermediate=False)
-            expected["auc"].append(auc(fprs, tprs))
+            expected["auc"].append(roc_auc_score(y[index], s[index]))
             for f in metrics.FPR_TARGETS:
                 expected[f].append(tprs[fprs <= f].max())
-        got = metrics.bootstrap(y, s, metrics.resample(y, groups, 60, seed))
+        got = metrics.bootstrap(y, s, metrics.resample(y, groups, 30, seed))
         np.testing.assert_allclose(got["auc"], expected["auc"], rtol=0, atol=1e-14)
         for f in metrics.FPR_TARGETS:
             np.testing.assert_array_equal(got[f"tpr@{f}"], expected[f])
