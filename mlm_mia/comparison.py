@@ -51,8 +51,8 @@ def compare_runs(tables: dict[str, pd.DataFrame], n_boot: int = 1000, seed: int 
     names = list(tables)
     attacks = [a for a in columns.attack_names(tables[names[0]])
                if all(columns.score(a) in t.columns for t in tables.values())]
-    result = {"runs": names, "baseline": names[0], "tpr_fpr": TPR_FPR, "resamples": n_boot,
-              "comparisons": {}}
+    result = {"runs": names, "baseline": names[0], "tpr_fpr": TPR_FPR,
+              "tpr_at_fpr_convention": metrics.TPR_CONVENTION, "resamples": n_boot, "comparisons": {}}
     for comparison in (*COMPARISONS, PATIENT_COMPARISON):
         positive, negative = COMPARISONS.get(comparison, ("members", "non_members"))
         rows = {name: _rows(table, comparison) for name, table in tables.items()}

@@ -24,6 +24,12 @@ import numpy as np
 FPR_TARGETS = (0.001, 0.01, 0.1)
 THRESHOLD_FPR = 0.1
 LEVEL = 0.95
+# LiRA's (research/mi_lira_2021/plot.py) and MIMIR's code take tpr[np.where(fpr < target)[0][-1]]
+# on scikit-learn's ROC curve: with N non-members, a target of k/N allows k - 1 false
+# positives, and the numbers compare with their published tables. (Here on every point of
+# the curve; scikit-learn's default drops the inner points of straight runs, which only
+# tied scores make, and the formula can then read a lower TPR.)
+TPR_CONVENTION = "largest TPR (and lowest threshold) with FPR < target, strictly (LiRA, MIMIR)"
 
 
 def _validate(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -143,13 +149,15 @@ def _area(curves: _Curves) -> np.ndarray:
 
 
 def _within(curves: _Curves, target: float) -> np.ndarray:
-    """``[B]`` the last threshold index whose FPR (``fps / N`` as that float) is at most
+    """``[B]`` the last threshold index whose FPR (``fps / N`` as that float) is below
     ``target`` (-1: none, only the origin): the threshold just above the score of the
     first non-member whose weight takes the false positives past those allowed, found in
     each curve by bisection."""
+    if not target > 0:
+        raise ValueError(f"an FPR target must be above 0 (the TPR is taken at FPR < target), not {target}")
     negatives = curves.totals(0)
-    k = np.floor(target * negatives)  # the most false positives allowed, made exact below
-    k = np.where((k + 1) / negatives <= target, k + 1, np.where(k / negatives > target, k - 1, k))
+    k = np.ceil(target * negatives) - 1  # the most false positives allowed, made exact below
+    k = np.where((k + 1) / negatives < target, k + 1, np.where(k / negatives >= target, k - 1, k))
     cumulative, n = curves.cumulative[0], curves.level[0].size
     curve = np.arange(negatives.size)
     low = np.zeros(negatives.size, dtype=np.intp)  # cumulative[low] <= k (cumulative[0] = 0)
@@ -163,7 +171,7 @@ def _within(curves: _Curves, target: float) -> np.ndarray:
 
 
 def _tpr_at(curves: _Curves, target: float) -> np.ndarray:
-    """``[B]`` each curve's largest TPR at an FPR of at most ``target``."""
+    """``[B]`` each curve's largest TPR at an FPR below ``target``."""
     return curves.at(1, _within(curves, target)) / curves.totals(1)
 
 
@@ -181,8 +189,9 @@ def auc(y_true: Sequence, scores: Sequence) -> float:
 
 
 def tpr_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
-    """The largest true-positive rate on the ROC curve whose false-positive rate is at most
-    ``fpr``. With ``n`` negatives, FPRs below ``1/n`` can only be met with no false positive."""
+    """The largest true-positive rate on the ROC curve whose false-positive rate is below
+    ``fpr`` (strictly, as LiRA's and MIMIR's code: :data:`TPR_CONVENTION`). With ``n``
+    negatives, a target at or below ``1/n`` allows no false positive at all."""
     return float(_tpr_at(_curve(*_validate(y_true, scores)), fpr)[0])
 
 
@@ -193,7 +202,8 @@ def _threshold(curves: _Curves, fpr: float) -> float:
 
 def threshold_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
     """The lowest threshold ``t`` for which predicting "member" when ``score >= t`` keeps
-    the false-positive rate on the negatives at most ``fpr`` (+inf: none does)."""
+    the false-positive rate on the negatives below ``fpr``, strictly as the TPR at FPR
+    (+inf: only predicting no member at all does)."""
     return _threshold(_curve(*_validate(y_true, scores)), fpr)
 
 
@@ -273,8 +283,9 @@ def evaluate(y_true: Sequence, scores: Sequence, groups: Sequence | None = None,
     result = {
         "auc": float(_area(curves)[0]),
         "tpr_at_fpr": {str(f): float(_tpr_at(curves, f)[0]) for f in fprs},
-        # FPR targets below 1/n_neg: the TPR there is the TPR with no false positive at all
-        "fpr_below_resolution": [str(f) for f in fprs if f < 1 / n_neg],
+        "tpr_at_fpr_convention": TPR_CONVENTION,
+        # FPR targets at or below 1/n_neg: the TPR there is the TPR with no false positive at all
+        "fpr_below_resolution": [str(f) for f in fprs if f <= 1 / n_neg],
         "threshold": threshold if np.isfinite(threshold) else None,
         "threshold_fpr": THRESHOLD_FPR,
         "precision": precision, "recall": recall, "f1": f1,
