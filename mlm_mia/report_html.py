@@ -79,7 +79,7 @@ def attacks_section(results: dict) -> str:
     parts = ["<h2>2. Sentence and patient level</h2>",
              '<p class="note">Higher score = more likely a member. Intervals: 95% percentile '
              "bootstrap over patients. TPR at FPR: the largest TPR with FPR strictly below the target, "
-             "as LiRA's and MIMIR's code. * a target at or below 1/negatives: the TPR with no false positive. "
+             "as LiRA's and MIMIR's code take it. * a target at or below 1/negatives: the TPR with no false positive. "
              "TPRs at FPRs under a handful of negatives are noise, not evidence.</p>"]
     for comparison, attacks in results.items():
         if comparison in SECTIONS:
