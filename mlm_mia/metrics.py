@@ -179,7 +179,8 @@ def roc_points(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarr
     """``(fpr, tpr)``: the ROC curve's points from (0, 0), thresholds falling."""
     curves = _curve(*_validate(y_true, scores))
     every = np.arange(curves.thresholds.size)
-    fps, tps = (curves.cumulative[c][0, np.searchsorted(curves.level[c], every, side="right")] for c in (0, 1))
+    fps, tps = (curves.cumulative[c][0, np.searchsorted(curves.level[c], every, side="right")]
+                for c in (0, 1))
     return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
 
 
