@@ -91,7 +91,8 @@ def compare_runs(tables: dict[str, pd.DataFrame], n_boot: int = 1000, seed: int 
     not_compared = dict(not_compared or {})
     attacks = [a for a in columns.attack_names(tables[names[0]])
                if a not in not_compared and all(columns.score(a) in t.columns for t in tables.values())]
-    result = {"runs": names, "baseline": names[0], "tpr_fpr": TPR_FPR, "resamples": n_boot,
+    result = {"runs": names, "baseline": names[0], "tpr_fpr": TPR_FPR,
+              "tpr_at_fpr_convention": metrics.TPR_CONVENTION, "resamples": n_boot,
               "not_compared": not_compared, "comparisons": {}}
     for comparison in (*COMPARISONS, PATIENT_COMPARISON):
         positive, negative = COMPARISONS.get(comparison, ("members", "non_members"))

@@ -5,24 +5,31 @@ members (positives) and 0 for non-members (negatives). Thresholds are always set
 negatives, so a false-positive rate is what it says, never a quantile of the members.
 
 One private core, :func:`_curves`, gives every ROC curve: one sort of the scores, then
-each patient group's cumulative counts of sentences at or above each distinct score. A
-curve is a weighting of the groups: all of weight one for the sentences as they are, and
-the draw counts of a resample of patients for the bootstrap. A thousand resamples of an
-attack then cost one sort and a few small matrix products, and give exactly the curves
-of the resampled rows themselves.
+each class's cumulative weight of sentences in score order. A curve is a weighting of the
+sentences: all of weight one for the sentences as they are, and the draw counts of their
+patients in a resample for the bootstrap. A thousand resamples of an attack then cost one
+sort and, per resample, a few passes over the sentences (whatever the number of patients,
+in chunks of resamples of bounded memory), and give exactly the curves of the resampled
+rows themselves.
 scikit-learn's ``roc_curve`` and ``roc_auc_score`` are the reference the tests hold it to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 FPR_TARGETS = (0.001, 0.01, 0.1)
 THRESHOLD_FPR = 0.1
 LEVEL = 0.95
+# LiRA's (research/mi_lira_2021/plot.py) and MIMIR's code take tpr[np.where(fpr < target)[0][-1]]
+# on scikit-learn's ROC curve: with N non-members, a target of k/N allows k - 1 false
+# positives, and the numbers compare with their published tables. (Here on every point of
+# the curve; scikit-learn's default drops the inner points of straight runs, which only
+# tied scores make, and the formula can then read a lower TPR.)
+TPR_CONVENTION = "largest TPR (and lowest threshold) with FPR < target, strictly (LiRA, MIMIR)"
 
 
 def _validate(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +52,8 @@ def _validate(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarra
 class Resamples:
     """Patient resamples of one comparison, per class (0: non-members, 1: members):
     ``group[c]`` the group index of each of the class's sentences (``rows[c]``) and
-    ``counts[c]`` ``[B, G_c]``, how many times each group is drawn in each resample."""
+    ``counts[c]`` ``[B, G_c]``, how many times each group is drawn in each resample (the
+    smallest unsigned type that holds ``G_c``)."""
 
     rows: dict[int, np.ndarray]
     group: dict[int, np.ndarray]
@@ -56,102 +64,136 @@ class Resamples:
         return self.counts[0].shape[0]
 
 
+# the most numbers an array of one chunk of resampled curves holds ([resamples x sentences],
+# 64 MB of int64): bounds the memory whatever the size of the study
+_CHUNK = 1 << 23
+
+
 @dataclass(frozen=True)
 class _Curves:
-    """One attack on one comparison, by group: ``scored[c]`` ``[T, G_c]`` counts, at each
-    of the ``T`` distinct scores (``thresholds``, falling), for each group of class ``c``,
-    its sentences with that score, and ``cumulative[c]`` those scored at or above it;
-    ``counts[c]`` ``[B, G_c]`` the weight of each group in each of ``B`` curves (one curve
-    of weight one without resamples)."""
+    """ROC curves of one attack on one comparison, ``B`` at once. Per class ``c`` (0
+    negatives, 1 positives), its sentences sorted by score, falling: ``level[c]`` each
+    one's distinct score (its index in ``thresholds``, falling), and ``cumulative[c]``
+    ``[B, n_c + 1]`` the summed weight of its first ``0 .. n_c`` sentences in each curve.
+    A sentence weighs one as it is, or its patient's draw count in a resample."""
 
     thresholds: np.ndarray
-    scored: dict[int, np.ndarray]
+    level: dict[int, np.ndarray]
     cumulative: dict[int, np.ndarray]
-    counts: dict[int, np.ndarray]
 
     def totals(self, label: int) -> np.ndarray:
         """``[B]`` sentences of class ``label`` in each curve (negatives N, positives P)."""
-        return self.counts[label] @ self.cumulative[label][-1]
+        return self.cumulative[label][:, -1]
 
     def at(self, label: int, index: np.ndarray) -> np.ndarray:
         """``[B]`` false (0) or true (1) positives of each curve at its own threshold
-        ``index[b]``; 0 where the index is -1 (the origin, above every score)."""
-        values = np.einsum("bg,bg->b", self.counts[label], self.cumulative[label][np.maximum(index, 0)])
-        return np.where(index >= 0, values, 0.0)
+        ``index[b]``, scores at or above it; 0 where the index is -1 (above every score)."""
+        position = np.searchsorted(self.level[label], index, side="right")
+        return self.cumulative[label][np.arange(position.size), position]
 
 
-def _curves(y: np.ndarray, s: np.ndarray, resamples: Resamples | None = None) -> _Curves:
-    """The ROC curves of scores ``s`` (the core behind every metric here). Every count in
-    them is a whole number far below 2**53, so every sum below is exact."""
+def _curves(y: np.ndarray, s: np.ndarray, resamples: Resamples | None = None) -> Iterator[_Curves]:
+    """The ROC curves of scores ``s`` (the core behind every metric here): one sort, then
+    per chunk of resamples the cumulative weights of each class's sentences in score
+    order (without resamples, one curve of weight one). Every weight is a whole number far
+    below 2**53, so every sum below is exact."""
     order = np.argsort(s, kind="mergesort")[::-1]
     ranked = s[order]
     new = np.r_[True, ranked[1:] != ranked[:-1]]  # the first row of each distinct score
-    level = np.empty(s.size, dtype=int)
-    level[order] = np.cumsum(new) - 1  # each row's distinct score, 0 the highest
-    n_levels = int(new.sum())
-    scored, cumulative, counts = {}, {}, {}
+    level = np.cumsum(new) - 1  # each sorted row's distinct score, 0 the highest
+    position = np.empty(y.size, dtype=np.intp)
+    position[order] = np.arange(y.size)  # each row's place in score order
+    levels, groups, counts = {}, {}, {}
     for label in (0, 1):
         if resamples is None:
-            rows, group, n_groups = np.flatnonzero(y == label), 0, 1
-            counts[label] = np.ones((1, 1))
+            rows = np.flatnonzero(y == label)
+            group, counts[label] = np.zeros(rows.size, dtype=np.intp), np.ones((1, 1), dtype=np.int64)
         else:
             rows, group, counts[label] = resamples.rows[label], resamples.group[label], resamples.counts[label]
-            n_groups = counts[label].shape[1]
-        scored[label] = np.bincount(level[rows] * n_groups + group, minlength=n_levels * n_groups
-                                    ).reshape(n_levels, n_groups).astype(float)
-        cumulative[label] = np.cumsum(scored[label], axis=0)
-    return _Curves(ranked[new], scored, cumulative, counts)
+        by_score = np.argsort(position[rows], kind="stable")
+        levels[label], groups[label] = level[position[rows[by_score]]], group[by_score]
+    n_curves = counts[0].shape[0]
+    size = max(1, _CHUNK // y.size)
+    for first in range(0, max(n_curves, 1), size):  # one chunk at least, empty for no resample
+        cumulative = {}
+        for label in (0, 1):
+            weights = np.take(counts[label][first:first + size], groups[label], axis=1)  # [chunk, n_c]
+            cumulative[label] = np.empty((weights.shape[0], weights.shape[1] + 1), dtype=np.int64)
+            cumulative[label][:, 0] = 0
+            cumulative[label][:, 1:] = weights
+            # in place, along rows, in one integer type: several times faster than casting
+            np.cumsum(cumulative[label][:, 1:], axis=1, out=cumulative[label][:, 1:])
+        yield _Curves(ranked[new], levels, cumulative)
+
+
+def _curve(y: np.ndarray, s: np.ndarray) -> _Curves:
+    """The one ROC curve of the sentences as they are."""
+    return next(_curves(y, s))
 
 
 def _area(curves: _Curves) -> np.ndarray:
     """``[B]`` areas under the curves: the trapezoidal area of a step ROC curve is the
-    Mann-Whitney count (a member above a non-member counts 1, a tie one half) over P x N,
-    computed group by group: ``M[g, h]`` for members of group g against non-members of
-    group h, then ``counts_1 M counts_0`` per curve. Only the final division rounds."""
-    negatives = curves.cumulative[0]
-    below = negatives[-1:] - negatives  # non-members strictly below each threshold
-    wins = curves.scored[1].T @ (below + 0.5 * curves.scored[0])
-    count = ((curves.counts[1] @ wins) * curves.counts[0]).sum(axis=1)
-    return count / (curves.totals(1) * curves.totals(0))
+    Mann-Whitney count over P x N, here weighted: at each distinct score of the members,
+    their weight times the non-members' weight strictly below plus half that at it. Only
+    the final division rounds."""
+    member_level, negative_level = curves.level[1], curves.level[0]
+    first = np.flatnonzero(np.r_[True, member_level[1:] != member_level[:-1]])
+    levels = member_level[first]  # the members' distinct scores
+    weight = np.diff(np.take(curves.cumulative[1], np.r_[first, member_level.size], axis=1), axis=1)
+    # 2 x (below + at / 2) = 2 N - above - at_or_above, all whole numbers
+    above = np.take(curves.cumulative[0], np.searchsorted(negative_level, levels, side="left"), axis=1)
+    above += np.take(curves.cumulative[0], np.searchsorted(negative_level, levels, side="right"), axis=1)
+    negatives, positives = curves.totals(0), curves.totals(1)
+    count = (2 * negatives * positives - np.einsum("bl,bl->b", weight, above)) / 2
+    return count / (positives * negatives)
 
 
 def _within(curves: _Curves, target: float) -> np.ndarray:
-    """``[B]`` the last threshold index whose FPR (``fps / N`` as that float) is at most
-    ``target`` (-1: none, only the origin). FPRs never fall along a curve, so each curve's
-    index is found by bisection on the group counts, never the whole curve."""
+    """``[B]`` the last threshold index whose FPR (``fps / N`` as that float) is below
+    ``target`` (-1: none, only the origin): the threshold just above the score of the
+    first non-member whose weight takes the false positives past those allowed, found in
+    each curve by bisection."""
+    if not target > 0:
+        raise ValueError(f"an FPR target must be above 0 (the TPR is taken at FPR < target), not {target}")
     negatives = curves.totals(0)
-    k = np.floor(target * negatives)  # the most false positives allowed, made exact below
-    k = np.where((k + 1) / negatives <= target, k + 1, np.where(k / negatives > target, k - 1, k))
-    low = np.full(negatives.shape, -1)  # fps(low) <= k always (the origin)
-    high = np.full(negatives.shape, curves.thresholds.size)  # fps(high) > k, or past the end
+    k = np.ceil(target * negatives) - 1  # the most false positives allowed, made exact below
+    k = np.where((k + 1) / negatives < target, k + 1, np.where(k / negatives >= target, k - 1, k))
+    cumulative, n = curves.cumulative[0], curves.level[0].size
+    curve = np.arange(negatives.size)
+    low = np.zeros(negatives.size, dtype=np.intp)  # cumulative[low] <= k (cumulative[0] = 0)
+    high = np.full(negatives.size, n + 1)  # cumulative[high] > k, or past the end
     while np.any(high - low > 1):
         middle = (low + high) // 2
-        ok = curves.at(0, np.minimum(middle, curves.thresholds.size - 1)) <= k
-        low, high = np.where(ok, middle, low), np.where(ok, high, middle)
-    return low
+        fits = cumulative[curve, middle] <= k
+        low, high = np.where(fits, middle, low), np.where(fits, high, middle)
+    # non-member ``low`` (from 0) is the first that does not fit
+    return np.where(low == n, curves.thresholds.size - 1, curves.level[0][np.minimum(low, n - 1)] - 1)
 
 
 def _tpr_at(curves: _Curves, target: float) -> np.ndarray:
-    """``[B]`` each curve's largest TPR at an FPR of at most ``target``."""
+    """``[B]`` each curve's largest TPR at an FPR below ``target``."""
     return curves.at(1, _within(curves, target)) / curves.totals(1)
 
 
 def roc_points(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """``(fpr, tpr)``: the ROC curve's points from (0, 0), thresholds falling."""
-    curves = _curves(*_validate(y_true, scores))
-    fps, tps = curves.cumulative[0][:, 0], curves.cumulative[1][:, 0]
+    curves = _curve(*_validate(y_true, scores))
+    every = np.arange(curves.thresholds.size)
+    fps, tps = (curves.cumulative[c][0, np.searchsorted(curves.level[c], every, side="right")]
+                for c in (0, 1))
     return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
 
 
 def auc(y_true: Sequence, scores: Sequence) -> float:
     """Area under the ROC curve (ties count one half)."""
-    return float(_area(_curves(*_validate(y_true, scores)))[0])
+    return float(_area(_curve(*_validate(y_true, scores)))[0])
 
 
 def tpr_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
-    """The largest true-positive rate on the ROC curve whose false-positive rate is at most
-    ``fpr``. With ``n`` negatives, FPRs below ``1/n`` can only be met with no false positive."""
-    return float(_tpr_at(_curves(*_validate(y_true, scores)), fpr)[0])
+    """The largest true-positive rate on the ROC curve whose false-positive rate is below
+    ``fpr`` (strictly, as LiRA's and MIMIR's code: :data:`TPR_CONVENTION`). With ``n``
+    negatives, a target at or below ``1/n`` allows no false positive at all."""
+    return float(_tpr_at(_curve(*_validate(y_true, scores)), fpr)[0])
 
 
 def _threshold(curves: _Curves, fpr: float) -> float:
@@ -161,8 +203,9 @@ def _threshold(curves: _Curves, fpr: float) -> float:
 
 def threshold_at_fpr(y_true: Sequence, scores: Sequence, fpr: float) -> float:
     """The lowest threshold ``t`` for which predicting "member" when ``score >= t`` keeps
-    the false-positive rate on the negatives at most ``fpr`` (+inf: none does)."""
-    return _threshold(_curves(*_validate(y_true, scores)), fpr)
+    the false-positive rate on the negatives below ``fpr``, strictly as the TPR at FPR
+    (+inf: only predicting no member at all does)."""
+    return _threshold(_curve(*_validate(y_true, scores)), fpr)
 
 
 def precision_recall_f1(y_true: Sequence, scores: Sequence, threshold: float
@@ -195,7 +238,9 @@ def resample(y_true: Sequence, groups: Sequence, n_boot: int, seed: int = 0) -> 
         rows[label] = np.flatnonzero(y == label)
         keys, group[label] = np.unique(groups[rows[label]], return_inverse=True)
         sizes[label] = keys.size
-    counts = {label: np.zeros((n_boot, sizes[label])) for label in (0, 1)}
+    # a draw count is at most the number of groups: the smallest type that holds it
+    counts = {label: np.zeros((n_boot, sizes[label]), dtype=np.min_scalar_type(sizes[label]))
+              for label in (0, 1)}
     for b in range(n_boot):
         for label in (0, 1):
             counts[label][b] = np.bincount(rng.integers(sizes[label], size=sizes[label]),
@@ -206,8 +251,9 @@ def resample(y_true: Sequence, groups: Sequence, n_boot: int, seed: int = 0) -> 
 def bootstrap(y_true: Sequence, scores: Sequence, resamples: Resamples,
               fprs: Sequence[float] = FPR_TARGETS) -> dict[str, np.ndarray]:
     """Each resample's AUC and TPR at each FPR (``{"auc": [B], "tpr@<f>": [B], ...}``)."""
-    curves = _curves(*_validate(y_true, scores), resamples)
-    return {"auc": _area(curves), **{f"tpr@{f}": _tpr_at(curves, f) for f in fprs}}
+    chunks = [{"auc": _area(curves), **{f"tpr@{f}": _tpr_at(curves, f) for f in fprs}}
+              for curves in _curves(*_validate(y_true, scores), resamples)]
+    return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
@@ -219,7 +265,7 @@ def interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
 def bootstrap_ci(y_true: Sequence, scores: Sequence, groups: Sequence, n_boot: int = 1000,
                  seed: int = 0, fprs: Sequence[float] = FPR_TARGETS, level: float = LEVEL) -> dict:
     """Percentile bootstrap intervals for AUC and TPR at each FPR, resampling *groups*
-    (see :func:`resample_weights`). Returns ``{"auc": [lo, hi], "tpr_at_fpr": {fpr: [lo, hi]}}``."""
+    (see :func:`resample`). Returns ``{"auc": [lo, hi], "tpr_at_fpr": {fpr: [lo, hi]}}``."""
     draws = bootstrap(y_true, scores, resample(y_true, groups, n_boot, seed), fprs)
     return {"auc": interval(draws["auc"], level),
             "tpr_at_fpr": {f: interval(draws[f"tpr@{f}"], level) for f in fprs}}
@@ -231,15 +277,16 @@ def evaluate(y_true: Sequence, scores: Sequence, groups: Sequence | None = None,
     """Every metric of one attack on one comparison, as stored in ``metrics.json``;
     ``resamples`` (from :func:`resample`) reuses one comparison's draws."""
     y, s = _validate(y_true, scores)
-    curves = _curves(y, s)
+    curves = _curve(y, s)
     n_neg = int((y == 0).sum())
     threshold = _threshold(curves, THRESHOLD_FPR)
     precision, recall, f1 = precision_recall_f1(y, s, threshold)
     result = {
         "auc": float(_area(curves)[0]),
         "tpr_at_fpr": {str(f): float(_tpr_at(curves, f)[0]) for f in fprs},
-        # FPR targets below 1/n_neg: the TPR there is the TPR with no false positive at all
-        "fpr_below_resolution": [str(f) for f in fprs if f < 1 / n_neg],
+        "tpr_at_fpr_convention": TPR_CONVENTION,
+        # FPR targets at or below 1/n_neg: the TPR there is the TPR with no false positive at all
+        "fpr_below_resolution": [str(f) for f in fprs if f <= 1 / n_neg],
         "threshold": threshold if np.isfinite(threshold) else None,
         "threshold_fpr": THRESHOLD_FPR,
         "precision": precision, "recall": recall, "f1": f1,

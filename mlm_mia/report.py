@@ -66,7 +66,8 @@ def attack_table(comparison: str, attacks: dict) -> str:
             cells.append(f" {_pct(m['tpr_at_fpr'][str(f)]) + mark:>13}")
         lines.append(f"  {attack:<24} {_auc(m):<22}" + "".join(cells))
     if footnote:
-        lines.append(f"  * FPR below 1/{first['n_neg']}: the TPR with no false positive at all")
+        lines.append(f"  * target at or below 1/{first['n_neg']}: the TPR with no false positive at all "
+                     "(TPR at FPR < target, as LiRA and MIMIR)")
     return "\n".join(lines)
 
 
@@ -94,6 +95,8 @@ def canaries_text(report: dict) -> str:
     lines = [f"canaries: {report['canaries']} planted, {report['included']} included; epsilon lower bound "
              f"at {100 * report['confidence']:.0f}% confidence (delta {report['delta']:g}), each cell valid "
              "for its own attack and group (Steinke et al. 2023); columns: times repeated",
+             "  a canary repeated k times is k records: its column bounds the epsilon of a group of k "
+             "(group privacy), not of one record (under (epsilon, 0)-DP one record's is at least bound / k)",
              f"  {'AUC / epsilon >=':<24}" + "".join(f" {g:>14}" for g in groups)]
     for attack, by_group in report["by_attack"].items():
         cells = [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"

@@ -80,7 +80,9 @@ def validity_section(results: dict) -> str:
 def attacks_section(results: dict) -> str:
     parts = ["<h2>2. Sentence and patient level</h2>",
              '<p class="note">Higher score = more likely a member. Intervals: 95% percentile '
-             "bootstrap over patients. * an FPR below 1/negatives: the TPR with no false positive. "
+             "bootstrap over patients. TPR at FPR: the largest TPR with FPR strictly below the "
+             "target, as LiRA's and MIMIR's code take it. * a target at or below 1/negatives: the "
+             "TPR with no false positive. "
              "TPRs at FPRs under a handful of negatives are noise, not evidence.</p>"]
     for comparison, attacks in results.items():
         if comparison in SECTIONS:
@@ -158,7 +160,10 @@ def canaries_section(report: dict) -> str:
         f"(epsilon, {report['delta']:g})-differential privacy that the training cannot have had, at "
         f"{100 * report['confidence']:.0f}% confidence (Steinke, Nasr &amp; Jagielski 2023; guesses on a grid "
         "fixed in advance, paid for by a union bound). Each cell holds for its own attack and group; the "
-        "largest of them does not. A bound at the ceiling row is limited by the number of canaries, "
+        "largest of them does not. A canary repeated k times is k records: its column bounds the "
+        "privacy loss of a group of k records (group privacy), not of one (under (epsilon, 0)-DP one "
+        "record's epsilon is at least the bound / k; &quot;all&quot; mixes groups of every size). "
+        "A bound at the ceiling row is limited by the number of canaries, "
         "not by the model: plant more to prove more. Exposure: the secret's rank among alternative secrets by the target's "
         "likelihood, in bits (Carlini et al. 2019).</p>",
         _table(["attack"] + [f"repeated {g}" if g != "all" else "all" for g in groups], rows)])
