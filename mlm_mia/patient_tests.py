@@ -15,8 +15,8 @@ distribution:
    a within-patient variance), so that patients with 1 or 40 sentences are comparable.
 3. Conformal p-value: the rank of a tested patient's statistic among those of the ``N``
    null patients, ``(1 + #{null >= tested}) / (N + 1)``, with every statistic of the
-   ``N + 1`` computed alike (each standardised by the other ``N``; the null patients'
-   weights, like the tested one's, never saw them). Null patients: the population set's
+   ``N + 1`` computed alike (each standardised by the null fitted on all ``N + 1``; the
+   null patients' weights, like the tested one's, never saw them). Null patients: the population set's
    for MIMIC patients (members and non-members), every other external patient for an
    external one.
 
@@ -52,7 +52,6 @@ FDR = 0.05
 MIN_NULL_PATIENTS = 20
 RECOMMENDED_NULL_PATIENTS = 100
 CALIBRATION_PERMUTATIONS = 999
-_BLOCK = 500_000  # tested x null statistics computed at once
 
 
 def fisher_weights(members: np.ndarray, non_members: np.ndarray) -> np.ndarray:
@@ -88,8 +87,8 @@ def null_model(totals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def standardised(mean: np.ndarray, n: np.ndarray, others: np.ndarray) -> np.ndarray:
     """``(mean - centre) / sqrt(between + within / n)``, the null fitted on ``others`` (the
-    summed contributions of every other patient); a zero spread gives +-inf, or 0 at the
-    centre."""
+    summed contributions of the patients it is fitted on); a zero spread gives +-inf, or 0
+    at the centre."""
     centre, between, within = null_model(others)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (mean - centre) / np.sqrt(between + within / n)
@@ -99,21 +98,29 @@ def standardised(mean: np.ndarray, n: np.ndarray, others: np.ndarray) -> np.ndar
 def conformal_p_values(tested: np.ndarray, null: np.ndarray) -> np.ndarray:
     """One p-value per tested patient, ``(1 + #{null >= tested}) / (N + 1)``: ``tested`` and
     ``null`` are ``[patients, 3]`` (mean, variance, sentences). Each tested patient joins
-    the ``N`` null patients and every one of the ``N + 1`` is standardised by the other
-    ``N``, so that their statistics are exchangeable when the patient is drawn like them."""
-    null_c = _contributions(*null.T)
-    total = null_c.sum(0)
-    p = np.empty(len(tested))
-    block = max(1, _BLOCK // len(null))
-    for start in range(0, len(tested), block):
-        mean, var, n = tested[start:start + block].T
-        own = _contributions(mean, var, n)
-        t = standardised(mean, n, total)
-        # null patient j's pool: the other null patients and the tested one
-        others = total - null_c[None] + own[:, None]
-        t_null = standardised(null[None, :, 0], null[None, :, 2], others)
-        p[start:start + block] = (1 + (t_null >= t[:, None]).sum(1)) / (len(null) + 1)
-    return p
+    the ``N`` null patients and all ``N + 1`` are standardised by the null fitted on the
+    ``N + 1`` (a symmetric function of them), so that their statistics are exchangeable
+    when the patient is drawn like them.
+
+    Near-linear: a statistic rises with the patient's mean among patients of one number
+    of sentences, so the null patients that reach the tested one's statistic are found
+    by bisection over each such group's sorted means, with the very formula of
+    :func:`standardised` (no rounding differs from computing every statistic)."""
+    own = _contributions(*tested.T)
+    pools = _contributions(*null.T).sum(0) + own  # [tested, 6]
+    t = standardised(tested[:, 0], tested[:, 2], pools)
+    at_least = np.zeros(len(tested))
+    for n in np.unique(null[:, 2]):
+        means = np.sort(null[null[:, 2] == n, 0])
+        low, high = np.zeros(len(tested), int), np.full(len(tested), means.size)
+        while np.any(low < high):  # the first sorted mean whose statistic reaches t
+            middle = (low + high) // 2
+            reach = standardised(means[np.minimum(middle, means.size - 1)], n, pools) >= t
+            searching = low < high
+            high = np.where(searching & reach, middle, high)
+            low = np.where(searching & ~reach, middle + 1, low)
+        at_least += means.size - low
+    return (1 + at_least) / (len(null) + 1)
 
 
 def leave_one_out_statistics(patients: np.ndarray) -> np.ndarray:
