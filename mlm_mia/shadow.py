@@ -45,8 +45,8 @@ from .prepare import unchanged
 from .recipe import Recipe
 from .scoring import ModelDir, ScoreSettings
 from .sets import SHADOW_SETS
-from .stopwatch import Stopwatch
 from .sources import note_source
+from .stopwatch import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +178,13 @@ def claim(shadows: Sequence[Shadow], stack: contextlib.ExitStack, train: bool, r
     for s in shadows:
         s.folder.parent.mkdir(parents=True, exist_ok=True)
         exclusive = train and not s.done
-        stack.enter_context(held(s.lock, exclusive, f"--shadow-dir {s.folder.parent}: shadow model {s.index} is "
-                                 "being trained or used by another run; wait for it to end, or give another --shadow-dir"))
+        busy = (f"--shadow-dir {s.folder.parent}: shadow model {s.index} is being trained or used by another "
+                "run; wait for it to end, or give another --shadow-dir")
+        stack.enter_context(held(s.lock, exclusive, busy))
         if s.done:
             continue
         if train and not exclusive:
-            s.check()  # trained a moment ago, changed since: said by check
+            s.check()  # trained when looked at, no longer once held: check says so
         conflict = s.conflict()
         if train and conflict and not replace:
             raise InputError(f"{conflict}; give another --shadow-dir, or --replace-shadows to train it again "
@@ -191,7 +192,7 @@ def claim(shadows: Sequence[Shadow], stack: contextlib.ExitStack, train: bool, r
         if train and conflict:
             log.warning("Replacing shadow model %d (--replace-shadows): %s", s.index, conflict)
         missing.append(s)
-    if shadows:  # tokenized notes that versions before 2026-12 kept beside the shadows: nothing reads them
+    if shadows:  # tokenized notes that earlier versions kept beside the shadows: nothing reads them
         shutil.rmtree(shadows[0].folder.parent / ".examples", ignore_errors=True)
     return missing
 

@@ -99,8 +99,8 @@ def concurrent(study) -> dict:
     redraw = run_quietly(prepare.main, prepare_argv(study, study["data"]))
     a_busy = first.poll() is None  # both attempts were made while A held its folders
     out, err = first.communicate(timeout=900)
-    return {"shadows": shadows, "data": study["data"], "out_a": root / "out_a", "out_b": root / "out_b", "a_code": first.returncode,
-            "a_err": err, "a_busy": a_busy, "second": second, "second_seconds": second_seconds,
+    return {"shadows": shadows, "data": study["data"], "out_a": root / "out_a", "out_b": root / "out_b",
+            "a_code": first.returncode, "a_err": err, "a_busy": a_busy, "second": second, "second_seconds": second_seconds,
             "redraw": redraw, "data_before": data_before}
 
 
@@ -276,7 +276,8 @@ def battery(study: dict, trained: Path, bad: Path) -> dict:
         "shadows_ready_for_other_settings": ("score", case("ready_other", "--shadow-seed", "1", "--shadows-ready"),
                                              ("shadow models [0, 1] of 2 are not trained",)),
         "shadow_in_use": ("score", case("shadow_in_use", shadows=held),
-                          ("shadow model 0 is being trained or used by another run",), (held / ".shadow_00.lock", True)),
+                          ("shadow model 0 is being trained or used by another run",),
+                          (held / ".shadow_00.lock", True)),
         "replace_a_shadow_in_use": ("score", case("replace_in_use", "--shadow-seed", "1", "--replace-shadows",
                                                   shadows=held_shared),
                                     ("shadow model 0 is being trained or used by another run",),
@@ -330,3 +331,18 @@ def test_each_shared_state_case_is_one_line_exit_2_and_nothing_written_or_lost(s
             changed = [str(f) for f in watched if after[f] != before[f]]
             failures.append((name, code, err[-2:], expected, changed))
     assert not failures, "\n".join(map(str, failures))
+
+
+def test_the_demo_holding_its_data_folder_can_draw_its_sets_there(study, tmp_path):
+    from mlm_mia.outputs import held
+    data = tmp_path / "demo_data"
+    data.mkdir()
+    with held(data, True, "busy"):  # as the demo holds it while prepare_data_MIA.py's code writes the sets
+        code, err = run_quietly(prepare.main, prepare_argv(study, data))
+    assert code == 0 and (data / "members.jsonl").exists()
+    handle = hold(data, False)  # another run reading it
+    try:
+        code, err = run_quietly(prepare.main, prepare_argv(study, data))
+    finally:
+        os.close(handle)
+    assert code == 2 and "another run is writing there or reading from it" in err[0]
