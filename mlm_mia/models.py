@@ -146,6 +146,14 @@ def fingerprint(path: str | Path) -> str:
     return folder_sha256(path)
 
 
+def weights_sha256(path: str | Path) -> str:
+    """SHA-256 over the contents of a model directory's weight files alone (shards
+    included), whatever else the folder holds: the same weights copied elsewhere match."""
+    from .digests import file_sha256, texts_sha256
+    files = sorted(p for pattern in ("*.safetensors", "pytorch_model*.bin") for p in Path(path).glob(pattern))
+    return texts_sha256(file_sha256(p) for p in files)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto``: the GPU when there is one, else the CPU."""
     if name == "auto":

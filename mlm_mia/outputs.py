@@ -143,33 +143,56 @@ def staging_dir(out_dir: str | Path, owned: Iterable[str] = ()) -> Iterator[Path
                 stale.unlink()
 
 
+_HELD: dict[str, bool] = {}  # what this process holds locked (resolved path -> exclusive)
+
+
+@contextlib.contextmanager
+def held(path: str | Path, exclusive: bool, busy: str) -> Iterator[None]:
+    """Holds ``path`` (a folder, or a lock file made if missing) with an advisory lock for
+    the block: exclusive for the one run that writes it, shared by runs that read it. A run
+    that wants it the other way stops at once with ``busy`` (an :class:`InputError`). A
+    path this process already holds at least as strongly is not locked twice (an out-dir
+    that is also the data folder)."""
+    import fcntl
+
+    key = str(Path(path).resolve())
+    if key in _HELD and (_HELD[key] or not exclusive):
+        yield
+        return
+    handle = os.open(path, os.O_RDONLY if Path(path).is_dir() else os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(busy) from None
+        _HELD[key] = exclusive
+        try:
+            yield
+        finally:
+            del _HELD[key]
+    finally:
+        os.close(handle)
+
+
 @contextlib.contextmanager
 def locked_output_dir(out_dir: str | Path, flag: str) -> Iterator[Path]:
     """Holds ``out_dir`` for one run: made and checked writable before any work, locked
-    so that a second run into it stops at once, and cleared of the staging folders of
-    runs that were killed while writing."""
-    import fcntl
-
+    (the folder itself: no lock file left) so that a second run into it, or a run reading
+    it, stops at once, and cleared of the staging folders of runs that were killed while
+    writing."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{flag} {out_dir}: exists and is not a folder; give a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close()  # writable, checked before any work
-        handle = os.open(out_dir, os.O_RDONLY)  # the folder itself is locked: no lock file left
     except OSError as err:
         raise InputError(f"{flag} {out_dir}: cannot write there ({err.strerror}); give a "
                          "writable folder") from None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise InputError(f"{flag} {out_dir}: another run is writing there; wait for it or "
-                             "give another folder") from None
+    with held(out_dir, True, f"{flag} {out_dir}: another run is writing there or reading from it; "
+                             "wait for it to end or give another folder"):
         remove_stale_staging(out_dir)
         yield out_dir
-    finally:
-        os.close(handle)
 
 
 def remove_stale_staging(folder: Path) -> None:

@@ -4,6 +4,7 @@ target and reference with ``configs/demo_recipe.yaml``."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -40,7 +41,10 @@ class Recipe:
 def _check(recipe: Recipe, where: str) -> Recipe:
     from transformers import SchedulerType
 
-    problems = []
+    problems = [f"{f.name} must be a finite number, not {getattr(recipe, f.name)}" for f in fields(Recipe)
+                if f.type == "float" and not math.isfinite(getattr(recipe, f.name))]
+    if problems:  # NaN compares false with every bound below
+        raise InputError(f"{where}: {'; '.join(problems)}")
     if recipe.input not in INPUTS:
         problems.append(f"input must be one of {list(INPUTS)}")
     if recipe.precision not in PRECISIONS:
@@ -52,7 +56,9 @@ def _check(recipe: Recipe, where: str) -> Recipe:
             problems.append(f"{name} must be at least 1")
     if recipe.block_size < 8:
         problems.append("block_size must be at least 8")
-    if recipe.epochs <= 0 and recipe.max_steps <= 0:
+    if recipe.epochs < 0 or recipe.max_steps < 0:
+        problems.append("epochs and max_steps must be >= 0")
+    elif recipe.epochs == 0 and recipe.max_steps == 0:
         problems.append("give epochs > 0 or max_steps > 0")
     if not 0 < recipe.mlm_probability < 1 or not 0 <= recipe.warmup_ratio < 1:
         problems.append("mlm_probability must be in (0, 1) and warmup_ratio in [0, 1)")

@@ -141,6 +141,30 @@ def memorization_section(report: dict) -> str:
         _table(["K", "online, least", "online, most", "offline, least", "offline, most"], by_k)])
 
 
+def shadows_section(shadows: dict) -> str:
+    """How the shadow models were trained, and, plainly, where they may not be trained like
+    the target (then LiRA, online RMIA and the memorization report describe other models)."""
+    init = str(shadows["init"])
+    rows = [["shadow models", shadows["n"]], ["initial weights", init],
+            ["seed of the patient halves", shadows.get("seed", "-")],
+            ["recipe", ", ".join(f"{k} {v}" for k, v in shadows["recipe"].items())]]
+    parts = ["<h2>Shadow models</h2>", _table(["setting", "value"], rows)]
+    differs = shadows.get("differs_from_target")
+    if differs:
+        parts.append('<div class="warn">The shadow models differ from the target ('
+                     + html.escape(", ".join(f"{k} {a} vs {b}" for k, (a, b) in differs.items()))
+                     + "): their IN and OUT statistics describe other models than the target, so "
+                     "LiRA, online RMIA and the memorization report are a rough look at this target, "
+                     "not a measure of it.</div>")
+    if init not in ("scratch", "tiny"):
+        parts.append(f'<div class="warn">The shadow models were continued from {html.escape(init)}, given as '
+                     "the checkpoint the target was continued from. That cannot be checked here (only that it "
+                     "is not the target itself): if the target started from other weights, the shadows are "
+                     "not trained like it, and LiRA, online RMIA and the memorization report describe other "
+                     "models.</div>")
+    return "\n".join(parts)
+
+
 def canaries_section(report: dict) -> str:
     groups = list(next(iter(report["by_attack"].values())))
     rows = [[attack] + [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"
@@ -218,6 +242,8 @@ def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None
         sections.append(comparison_section(comparison))
     if exposed is not None:
         sections.append(exposed_section(exposed))
+    if (settings or {}).get("shadow_models"):
+        sections.append(shadows_section(settings["shadow_models"]))
     if settings:
         shown = {k: settings[k] for k in ("models", "pll", "reduction", "dtype", "bootstrap", "seed",
                                           "n_sentences", "version") if k in settings}

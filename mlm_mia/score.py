@@ -21,7 +21,7 @@ from .cache import ScoreCache
 from .digests import file_sha256
 from .cli import Parser, add_flag, config_argv, non_negative_int, positive_int
 from .errors import InputError
-from .outputs import check_apart, json_text, locked_output_dir, staging_dir
+from .outputs import check_apart, held, json_text, locked_output_dir, staging_dir
 from .pll import PLL_METRICS, TokenScores
 from .scoring import BACKENDS, ModelDir, ScoreSettings, probe_features, score_sentences
 from . import recipe as recipe_module
@@ -92,14 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
                          "models only: stop, naming them, if some are not trained yet")
     shadows.add_argument("--shadow-dir", type=Path, help="where shadow models are kept and "
                          "reused (DATA_DIR/shadow_models)")
+    shadows.add_argument("--shadow-seed", type=non_negative_int, default=0, help="seed of the "
+                         "patient halves the shadow models train on, recorded with each (0)")
+    shadows.add_argument("--replace-shadows", action="store_true", help="train again the shadow "
+                         "models in --shadow-dir that were trained for other settings or data "
+                         "(without it, such a folder is refused, never deleted)")
     add_flag(parser, "--rmia-offline-a")
     add_flag(parser, "--min-k-fraction")
     parser.add_argument("--lira-statistic", choices=lira.STATISTICS, default="pll",
                         help="LiRA's per-sentence statistic: the PLL (reduced as --reduction says) "
                         "or the mean logit-scaled token probability log(p / (1 - p)) (pll)")
     add_flag(parser, "--bootstrap")
-    add_flag(parser, "--seed", help="seed of the bootstrap, of the shadow models' patient halves "
-             "and of the canaries' alternative secrets (0)")
+    add_flag(parser, "--seed", help="seed of the bootstrap, of the scoring's other draws (EncoderMI's "
+             "views, ...) and of the canaries' alternative secrets; the shadows' halves have "
+             "--shadow-seed (0)")
     add_flag(parser, "--exposure-alternatives")
     add_flag(parser, "--audit-delta")
     parser.add_argument("--no-plot", action="store_true",
@@ -151,25 +157,31 @@ def shadow_recipe(args: argparse.Namespace) -> Recipe:
 
 
 def _shadow_models(args: argparse.Namespace, ranks: distributed.Ranks, target: ModelDir,
-                   watch: Stopwatch) -> list[shadow.Shadow]:
+                   watch: Stopwatch, holds: contextlib.ExitStack) -> list[shadow.Shadow]:
     """The K shadow models, trained where missing: here, one after the other; under
     torchrun, each rank its share (models r, r + N, ...) in a process of its own; never with
-    ``--shadows-ready``, which names the missing ones instead."""
+    ``--shadows-ready``, which names the missing ones instead. Each is held locked in
+    ``holds`` while the run trains or uses it."""
     recipe = shadow_recipe(args)
     planned = shadow.plan(args.data_dir, args.shadow_models, target.path, shadow.architecture_key(target.path),
-                          recipe, args.shadow_init, args.shadow_dir or args.data_dir / "shadow_models", args.seed)
+                          recipe, args.shadow_init, args.shadow_dir or args.data_dir / "shadow_models",
+                          args.shadow_seed)
     wanted = [s for s in planned if args.shadow_index is None or s.index in args.shadow_index]
-    missing = [s for s in wanted if not s.done]
+    # under torchrun each rank's child trains (and locks) its share; the rank locks them after
+    children = ranks.world > 1 and args.shadow_index is None
+    missing = [s for s in wanted if not s.done] if children else shadow.claim(
+        wanted, holds, train=not args.shadows_ready, replace=args.replace_shadows)
     if missing and args.shadows_ready:
         raise InputError(f"shadow models {[s.index for s in missing]} of {args.shadow_models} are not "
                          f"trained (or were trained for other data or settings); train them with "
                          f"--shadow-index {','.join(str(s.index) for s in missing)}, or drop --shadows-ready")
     with watch.stage("shadow training"):
-        if ranks.world > 1 and args.shadow_index is None:
+        if children:
             mine = [s.index for s in missing if s.index % ranks.world == ranks.rank]
             if mine:
                 shadow.train_in_child(sys.argv[1:], mine, ranks.local_rank)
             distributed.barrier(ranks)
+            shadow.claim(planned, holds, train=False, replace=False)
         else:
             for planned_shadow in missing:
                 shadow.train(planned_shadow, args.shadow_init, target.path, target.tokenizer, recipe, args.device)
@@ -287,25 +299,43 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     # rank 0 alone writes (a --shadow-index job writes shadow models only); the out-dir and
     # the cache are checked before any work
     writes = ranks.main and args.shadow_index is None
-    held = locked_output_dir(args.out_dir, "--out-dir") if writes else contextlib.nullcontext()
-    with held, ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite") as cache:
+    out = locked_output_dir(args.out_dir, "--out-dir") if writes else contextlib.nullcontext()
+    with out, ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite") as cache, \
+            contextlib.ExitStack() as holds:
         if args.demo:
             if ranks.main:
-                args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
+                args.data_dir.mkdir(parents=True, exist_ok=True)
+                # a shadow job that torchrun's rank started finds the sets made, and its rank holding them
+                with _data_lock(args, True) if args.shadow_index is None else contextlib.nullcontext():
+                    args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
             distributed.barrier(ranks)
             if not ranks.main:
                 args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
         if args.target is None:
             raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
                              "--reference MODEL_DIR), or --demo")
-        return _score(args, ranks, cache)
+        return _score(args, ranks, cache, holds)
 
 
-def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache) -> dict:
-    """Score the models into the table, add the attacks, write and print."""
+def _data_lock(args: argparse.Namespace, exclusive: bool) -> contextlib.AbstractContextManager:
+    """The data folder held for the run: shared while it reads the sets, so that
+    prepare_data_MIA.py, which holds it exclusively while it writes them, cannot draw other
+    sets under it (either stops at once); exclusive while the demo makes its sets and models."""
+    return held(args.data_dir, exclusive, f"--data-dir {args.data_dir}: " + (
+        "another run is using it" if exclusive else "prepare_data_MIA.py or a demo is writing the sets there")
+        + "; wait for it to end")
+
+
+def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache,
+           holds: contextlib.ExitStack) -> dict:
+    """Score the models into the table, add the attacks, write and print (the data folder
+    and the shadow models held in ``holds`` until the outputs are written)."""
     watch = Stopwatch()
     with watch.stage("checks"):
+        if args.data_dir.is_dir():
+            holds.enter_context(_data_lock(args, False))
         sets = load_sets(args.data_dir)
+        sets_sha256 = sets_digest(args.data_dir)  # of the files as read, under the lock
         compared = sets[sets["set"].isin({s for pair in evaluation.COMPARISONS.values() for s in pair})]
         for name, n in compared.groupby("set")["patient_id"].nunique().items():
             if n < 2:  # the text-only check's folds and the intervals resample patients
@@ -338,14 +368,14 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         available |= {"population"} if (sets["set"] == "population").any() else set()
         available |= {"distribution_stats"} if args.backend == "engine" else set()
         runnable, left_out = attacks.plan(available)
-    shadows = _shadow_models(args, ranks, model_dirs[0], watch) if args.shadow_models else []
+    shadows = _shadow_models(args, ranks, model_dirs[0], watch, holds) if args.shadow_models else []
     if args.shadow_index is not None:
         log.info("Shadow models %s are trained; a run without --shadow-index scores with them",
                  ",".join(map(str, args.shadow_index)))
         return {}
     halves = {}
-    for s in shadows:
-        model_dirs.append(ModelDir(s.folder, "--shadow-models", columns.shadow_name(s.index), settings, watch))
+    for s in shadows:  # the IN/OUT labels of the record checked where each model is hashed and loaded
+        model_dirs.append(shadow.ShadowModelDir(s, settings, watch))
         halves[columns.shadow_name(s.index)] = (s.index, s.patients)
     scored = score_models(model_dirs, sets, halves, attacks.probe_requests(runnable), settings,
                           cache, args, ranks, alternatives)
@@ -377,7 +407,7 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "encodermi": {"views": encodermi.N_VIEWS, "mask_probability": encodermi.MASK_PROBABILITY},
         "rmia": _rmia_settings(inputs, runnable, args),
         "lira": _lira_settings(inputs, args) if shadows else None,
-        "attacks_left_out": left_out, "sets_sha256": sets_digest(args.data_dir),
+        "attacks_left_out": left_out, "sets_sha256": sets_sha256,
         # what the reference models are, not where: attacks that read them compare on this
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in references},
         "exposure_alternatives": n_alternatives if planted else None,
@@ -406,6 +436,7 @@ def _shadow_settings(shadows: list[shadow.Shadow], args: argparse.Namespace, tar
         log.warning("WARNING: the shadow models are not the target's architecture (%s): LiRA's IN and "
                     "OUT statistics then describe another model than the target", differs)
     return {"n": len(shadows), "recipe": shadows[0].record["recipe"], "init": args.shadow_init,
+            "init_kind": shadows[0].record["init"], "seed": args.shadow_seed,
             "differs_from_target": differs or None, "patients_seen": [sorted(s.patients) for s in shadows]}
 
 

@@ -10,13 +10,18 @@ sentence is IN for exactly half of them, and model ``i`` is the same whatever th
 of models asked for, so a study with 8 models reuses the 4 of an earlier one.
 
 A shadow's folder holds ``shadow.json``, the record of what it was trained on and how
-(recipe, initial weights, tokenizer, patients, data); a finished shadow is reused while
-its record matches, and trained again when it does not. Training checkpoints into a
-work folder beside it, so an interrupted shadow resumes where it stopped.
+(recipe, initial weights, tokenizer, patients, data, the halves' seed); a finished shadow
+is reused while its record matches, and one trained for other settings is never replaced
+without ``--replace-shadows``. A run holds each shadow it uses with a lock (exclusive while
+it trains it, shared while it scores with it), and checks the record again where it hashes
+and loads the model, so the IN/OUT labels it writes are those of the model it scored.
+Training checkpoints into a work folder beside it, so an interrupted shadow resumes where
+it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,21 +29,24 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from . import models
+from . import columns, models
 from .digests import folder_sha256, texts_sha256
 from .cli import distinct_ints
 from .errors import InputError
-from .outputs import json_text, replaced_dir
+from .outputs import held, json_text, replaced_dir
 from .prepare import unchanged
 from .recipe import Recipe
+from .scoring import ModelDir, ScoreSettings
 from .sets import SHADOW_SETS
 from .sources import note_source
+from .stopwatch import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +112,17 @@ def population_text(data_dir: Path, unit: str = "sentences") -> tuple[list[str],
     return ids, texts
 
 
+def _recorded(path: Path) -> dict | str | None:
+    """The record at ``path``: None where there is none, a sentence where it cannot be read."""
+    try:
+        record = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:  # cut short, not UTF-8, not JSON
+        return f"{path} cannot be read as a shadow record ({' '.join(str(err).split())[:80]})"
+    return record if isinstance(record, dict) else f"{path} is not a shadow record"
+
+
 @dataclass(frozen=True)
 class Shadow:
     """One shadow model to have: where it lives, what it sees, how it is trained."""
@@ -119,14 +138,92 @@ class Shadow:
         return self.folder.parent / f".{self.folder.name}.work"
 
     @property
+    def lock(self) -> Path:
+        return self.folder.parent / f".{self.folder.name}.lock"
+
+    @property
     def done(self) -> bool:
-        record = self.folder / RECORD_FILE
-        return record.is_file() and json.loads(record.read_text(encoding="utf-8")) == self.record
+        return _recorded(self.folder / RECORD_FILE) == self.record
+
+    def conflict(self) -> str | None:
+        """What the folder or its work folder holds of other settings or data (a model or a
+        partial training, or a record that cannot be read), if anything."""
+        for where in (self.folder, self.work):
+            found = _recorded(where / RECORD_FILE)
+            if isinstance(found, str):
+                return found
+            if found is None and where == self.folder and where.exists():
+                return f"{where} holds no {RECORD_FILE}"
+            if found is not None and found != self.record:
+                keys = sorted(k for k in found.keys() | self.record.keys() if found.get(k) != self.record.get(k))
+                return f"{where} was trained for other settings or data ({RECORD_FILE} differs in {', '.join(keys)})"
+        return None
+
+    def check(self) -> None:
+        """That the model in the folder is still the one this run planned (another run,
+        or a hand, may have trained it again since): called where the model is hashed and
+        loaded, so that its scores and its IN/OUT labels belong together."""
+        if not self.done:
+            raise InputError(f"{self.folder}: changed while this run was using it ({self.conflict() or 'removed'}); "
+                             "run again, and give each study its own --shadow-dir")
+
+
+def claim(shadows: Sequence[Shadow], stack: contextlib.ExitStack, train: bool, replace: bool) -> list[Shadow]:
+    """Holds each shadow for the rest of the run (``stack``): shared where it is trained,
+    so that no run trains it again while this one scores with it; exclusive where ``train``
+    and it must be trained. Returns those to train (without ``train``: those missing). A
+    model or partial training of other settings is refused, naming the folder, unless
+    ``replace``: it is never deleted silently."""
+    missing = []
+    for s in shadows:
+        s.folder.parent.mkdir(parents=True, exist_ok=True)
+        exclusive = train and not s.done
+        busy = (f"--shadow-dir {s.folder.parent}: shadow model {s.index} is being trained or used by another "
+                "run; wait for it to end, or give another --shadow-dir")
+        stack.enter_context(held(s.lock, exclusive, busy))
+        if s.done:
+            continue
+        if train and not exclusive:
+            s.check()  # trained when looked at, no longer once held: check says so
+        conflict = s.conflict()
+        if train and conflict and not replace:
+            raise InputError(f"{conflict}; give another --shadow-dir, or --replace-shadows to train it again "
+                             "for this run (the model there is deleted)")
+        if train and conflict:
+            log.warning("Replacing shadow model %d (--replace-shadows): %s", s.index, conflict)
+        missing.append(s)
+    if shadows:  # tokenized notes that earlier versions kept beside the shadows: nothing reads them
+        shutil.rmtree(shadows[0].folder.parent / ".examples", ignore_errors=True)
+    return missing
+
+
+class ShadowModelDir(ModelDir):
+    """A shadow's model folder in a scoring run: its record checked again when its files are
+    hashed (the key of its cached scores) and when its model is loaded."""
+
+    def __init__(self, planned: Shadow, settings: ScoreSettings, stopwatch: Stopwatch):
+        planned.check()
+        super().__init__(planned.folder, "--shadow-dir", columns.shadow_name(planned.index), settings, stopwatch)
+        self.planned = planned
+
+    @cached_property
+    def fingerprint(self) -> str:
+        self.planned.check()
+        value = ModelDir.fingerprint.func(self)
+        self.planned.check()
+        return value
+
+    @cached_property
+    def loaded(self):
+        value = ModelDir.loaded.func(self)
+        self.planned.check()
+        return value
 
 
 def init_description(init: str, target: Path) -> tuple[str, dict]:
     """What ``--shadow-init`` names, for the record: ``(kind, config)``, checked against
-    the target's architecture (a folder must match it; ``tiny`` differs on purpose)."""
+    the target's architecture (a folder must match it; ``tiny`` differs on purpose) and
+    against the target itself (shadows started from its weights have seen every member)."""
     from transformers import AutoConfig
     target_config = AutoConfig.from_pretrained(target, local_files_only=True).to_dict()
     if init == "scratch":
@@ -141,12 +238,17 @@ def init_description(init: str, target: Path) -> tuple[str, dict]:
                          f"({', '.join(f'{k} {a} vs {b}' for k, (a, b) in different.items())}); give "
                          "the checkpoint the target was trained from, or scratch")
     models.check_weights(folder, "--shadow-init")
+    if models.weights_sha256(folder) == models.weights_sha256(target):
+        raise InputError(f"--shadow-init {init}: holds the target's own weights, which have seen every "
+                         "member: shadows started from them are never OUT; give the checkpoint the target "
+                         "was trained from, or scratch")
     return f"folder:{folder_sha256(folder)}", config
 
 
 def plan(data_dir: Path, n_models: int, target: Path, target_fingerprint: str, recipe: Recipe,
          init: str, out_dir: Path, seed: int) -> list[Shadow]:
-    """The ``n_models`` shadows of a run, with the records they must carry."""
+    """The ``n_models`` shadows of a run, with the records they must carry (``seed``: the
+    halves' seed, ``--shadow-seed``)."""
     init_kind, _ = init_description(init, target)
     patient_ids, texts = population_text(data_dir, recipe.input)
     shadows = []
@@ -178,18 +280,15 @@ def train(shadow: Shadow, init: str, target: Path, tokenizer, recipe: Recipe, de
     from .train import train_mlm
 
     work_record = shadow.work / RECORD_FILE
-    if shadow.work.exists() and not (work_record.is_file() and
-                                     json.loads(work_record.read_text(encoding="utf-8")) == shadow.record):
+    if shadow.work.exists() and _recorded(work_record) != shadow.record:  # replaced: see claim
         shutil.rmtree(shadow.work)
     shadow.work.mkdir(parents=True, exist_ok=True)
     work_record.write_text(json_text(shadow.record), encoding="utf-8")
     log.info("Training shadow model %d on %d %s of %d patients", shadow.index, len(shadow.texts),
              recipe.input, len(shadow.patients))
     model = _initial_model(init, target, tokenizer, shadow.record["train_seed"])
-    key = "-".join([shadow.record["texts_sha256"][:16], shadow.record["target"][:16], recipe.input,
-                    str(recipe.block_size)])
     model = train_mlm(model, tokenizer, shadow.texts, recipe, shadow.work, shadow.record["train_seed"],
-                      device, callbacks, examples_cache=shadow.folder.parent / ".examples" / key)
+                      device, callbacks)
     with replaced_dir(shadow.folder) as scratch:
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)

@@ -27,7 +27,6 @@ from transformers import (DataCollatorForLanguageModeling, PreTrainedModel, PreT
                           TrainerCallback, TrainingArguments)
 from transformers.trainer_callback import PrinterCallback
 
-from .outputs import replaced_dir
 from .pll import lm_head_of
 from .recipe import Recipe
 
@@ -81,7 +80,8 @@ def examples(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, recipe: R
     their position, which seeds their masking): one sentence per example (cut to
     ``block_size`` tokens, or the model's ``max_length`` if shorter), or, for ``input:
     notes``, the texts tokenized, joined with ``</s>`` and cut into blocks of that many
-    tokens, each framed by ``<s> ... </s>`` (as RoBERTa was pre-trained)."""
+    tokens, each framed by ``<s> ... </s>`` (as RoBERTa was pre-trained). In memory: a
+    dataset made from a dict writes no cache file, so no text or token of it is kept."""
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
 
@@ -213,29 +213,13 @@ def precision_flags(recipe: Recipe, device: torch.device) -> dict:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def cached_examples(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, recipe: Recipe,
-                    max_length: int, cache: Path | None):
-    """:func:`examples`, kept in ``cache`` (a folder named for the data, the tokenizer and
-    the recipe's input settings) once made: a resumed or retrained model tokenizes nothing
-    again."""
-    from datasets import load_from_disk
-    if cache is not None and (cache / "dataset_info.json").is_file():
-        return load_from_disk(str(cache))
-    data = examples(texts, tokenizer, recipe, max_length)
-    if cache is not None:
-        with replaced_dir(cache) as scratch:
-            data.save_to_disk(str(scratch))
-        data = load_from_disk(str(cache))
-    return data
-
-
 def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
               recipe: Recipe, work_dir: Path, seed: int | None = None, device: str = "auto",
-              callbacks: Sequence[TrainerCallback] = (), examples_cache: Path | None = None
-              ) -> PreTrainedModel:
+              callbacks: Sequence[TrainerCallback] = ()) -> PreTrainedModel:
     """Train ``model`` on ``texts`` with ``recipe``, checkpointing into ``work_dir``; a
     run that finds a checkpoint there resumes from it (optimizer, schedule, data order and
-    random state included). ``examples_cache``: see :func:`cached_examples`."""
+    random state included). The examples stay in memory: the checkpoints hold weights and
+    training state, never the text or its tokens."""
     if lm_head_of(model) is None:
         raise ValueError("training needs a model whose masked-LM head is one module (lm_head or cls)")
     seed = recipe.seed if seed is None else seed
@@ -252,7 +236,7 @@ def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts:
         **precision_flags(recipe, torch.device("cpu" if use_cpu else "cuda")))
     collator = SeededMasking(tokenizer, recipe.mlm_probability, seed)
     from .models import max_sequence_length
-    data = cached_examples(texts, tokenizer, recipe, max_sequence_length(model, tokenizer), examples_cache)
+    data = examples(texts, tokenizer, recipe, max_sequence_length(model, tokenizer))
     trainer = MaskedHeadTrainer(model=model, args=arguments, train_dataset=data, data_collator=collator,
                                 callbacks=list(callbacks))
     trainer.remove_callback(PrinterCallback)  # the run's own output stays the tables
