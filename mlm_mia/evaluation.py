@@ -32,6 +32,8 @@ SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANAR
 BLIND_BASELINE_MARGIN = 0.1
 # one-sided level of the text-only permutation test that warns of a distribution shift
 SHIFT_LEVEL = 0.025
+# level of the per-patient tests' calibration check (non-member against population patients)
+CALIBRATION_LEVEL = 0.05
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
 
 
@@ -149,7 +151,8 @@ def memorization_report(table: pd.DataFrame, positive: str = "members",
 
 def distribution_shift_warnings(results: dict) -> list[str]:
     """One line per comparison whose model-free check is above chance (its permutation
-    p-value at most ``SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), and per
+    p-value at most ``SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), one when
+    the per-patient tests' calibration check fails at ``CALIBRATION_LEVEL``, and one per
     blind-baseline attack far from chance."""
     lines = []
     for comparison, check in results.get(VALIDITY, {}).items():
@@ -160,6 +163,13 @@ def distribution_shift_warnings(results: dict) -> list[str]:
                 f"WARNING {comparison}: a text-only classifier that never sees a model separates "
                 f"the two sets ({evidence}): they differ in distribution, and every "
                 "attack number on this comparison is inflated by it.")
+    calibration = results.get(PATIENT_TESTS, {}).get("calibration")
+    if calibration is not None and calibration["p_value"] <= CALIBRATION_LEVEL:
+        lines.append(
+            f"WARNING patient_tests: the non-member patients do not rank like the population "
+            f"patients (mean relative rank {calibration['mean_relative_rank']:.3f}, 0.5 expected; "
+            f"p = {calibration['p_value']:.3g}): the per-patient p-values assume they are drawn "
+            "alike (below 0.5, the members' p-values are conservative; above, too small).")
     for comparison, attacks in results.items():
         if comparison in SECTIONS:
             continue

@@ -156,14 +156,21 @@ def _group_moments(group: np.ndarray, n: np.ndarray, score: np.ndarray) -> tuple
     return mean, np.where(n > 1, squares / np.maximum(n - 1, 1), 0.0)
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties given their mean rank (scipy's ``rankdata``, without importing
+    ``scipy.stats``: a second of metrics.py's start-up)."""
+    distinct, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)  # the rank of each distinct value's last occurrence
+    return (last - (counts - 1) / 2)[inverse]
+
+
 def rank_sum(statistic: np.ndarray, labelled: np.ndarray, permutations: int, rng: np.random.Generator
              ) -> tuple[float, float]:
     """``(mean relative rank, p-value)``: do the ``labelled`` units rank differently from the
     others? The labelled units' mean rank over (units + 1), 0.5 expected, against its null
     by permuting the labels; two-sided Monte-Carlo p-value ``(1 + #{|perm - 0.5| >= |obs -
     0.5|}) / (B + 1)``."""
-    from scipy.stats import rankdata
-    relative = rankdata(statistic) / (statistic.size + 1)
+    relative = average_ranks(statistic) / (statistic.size + 1)
     observed = relative[labelled].mean()
     null = rng.permuted(np.tile(labelled, (permutations, 1)), axis=1) @ relative / labelled.sum()
     extreme = np.abs(null - 0.5) >= abs(observed - 0.5) - 1e-12

@@ -113,3 +113,21 @@ def test_validity_permutation_test_holds_its_level_on_null_studies_and_finds_a_s
     _, test = validity.permutation_test(validity.text_features(sets["text"].tolist()), members.to_numpy(int),
                                         sets["patient_id"].to_numpy(), 0, 99)
     assert test["p_value"] == 0.01 and test["auc"] > 0.9
+
+
+def test_a_failed_calibration_check_is_a_warning_and_a_passed_one_is_not():
+    from mlm_mia import evaluation
+
+    def warnings(p: float) -> list[str]:
+        tests = {"calibration": {"mean_relative_rank": 0.454, "p_value": p, "folds": 5, "permutations": 999}}
+        return [w for w in evaluation.distribution_shift_warnings({evaluation.PATIENT_TESTS: tests})
+                if w.startswith("WARNING patient_tests")]
+
+    assert len(warnings(0.03)) == 1 and "p = 0.03" in warnings(0.03)[0]
+    assert warnings(0.05 + 1e-9) == []
+
+
+def test_average_ranks_are_scipys_rankdata_with_ties():
+    from scipy.stats import rankdata
+    values = np.random.default_rng(5).integers(0, 7, 200).astype(float)
+    np.testing.assert_array_equal(patient_tests.average_ranks(values), rankdata(values))
