@@ -195,9 +195,8 @@ def compare_main(args) -> int:
     if args.json:
         write_text_atomic(args.json, json_text(result))
     if args.html:
-        first = tables[names[0]]
-        settings = _settings(args.scores[0])
+        first, first_settings = tables[names[0]], settings[names[0]]
         results, patients = evaluation.compare(first, n_boot=args.bootstrap, seed=args.seed,
-                                               validity_tests=settings.get("validity_tests"))
-        write_html(args.html, first, results, settings, patients, result)
+                                               validity_tests=first_settings.get("validity_tests"))
+        write_html(args.html, first, results, first_settings, patients, result)
     return 0
