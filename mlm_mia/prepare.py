@@ -271,7 +271,12 @@ def kept_canaries(args: argparse.Namespace) -> dict | None:
     if not path.exists() or args.replace_canaries:
         return None
     manifest = args.out_dir / MANIFEST
-    record = (json.loads(manifest.read_text(encoding="utf-8")).get("canaries") or {}) if manifest.is_file() else {}
+    try:
+        record = (json.loads(manifest.read_text(encoding="utf-8")).get("canaries") or {}) if manifest.is_file() else {}
+    except (ValueError, AttributeError):  # not JSON (cut short, edited), or not a mapping
+        raise InputError(f"{manifest}: not a manifest prepare_data_MIA.py wrote, so the canaries in "
+                         f"{path} cannot be checked; restore it, or give --replace-canaries to draw "
+                         "new ones") from None
     asked = {"n": args.canaries, "repeats": list(args.canary_repeats), "digits": args.canary_digits}
     theirs = {key: record.get(key) for key in asked}
     if asked != theirs or record.get("sha256") != file_sha256(path):

@@ -104,6 +104,9 @@ def prepare_cases(t: dict, bad: Path) -> dict:
     (bad / "dir-01.xml").mkdir()
     canaried = bad / "canaried"  # sets with planted canaries: the only record of the coin flips
     assert prepare.main(data + ["--canaries", "8", "--out-dir", str(canaried)]) == 0
+    cut_manifest = bad / "cut_manifest"  # canaries whose manifest was cut short: nothing to check them by
+    shutil.copytree(canaried, cut_manifest)
+    (cut_manifest / "manifest.json").write_text('{"sets": ', encoding="utf-8")
     split_in = bad / "split_in"  # notes to split, in the folder the halves are written to
     split_in.mkdir()
     shutil.copy(corpus["noteevents"], split_in / "train_notes.csv.gz")
@@ -148,6 +151,9 @@ def prepare_cases(t: dict, bad: Path) -> dict:
         "population_too_big": (data + ["--population", "100000"], "population:"),
         "canaries_dropped": (data + ["--out-dir", str(canaried)], f"{canaried / 'canaries.jsonl'}: this run "
                              "would drop or replace the planted canaries", files_in(canaried)),
+        "canaries_manifest_cut_short": (data + ["--canaries", "8", "--out-dir", str(cut_manifest)],
+                                        f"{cut_manifest / 'manifest.json'}: not a manifest prepare_data_MIA.py "
+                                        "wrote", files_in(cut_manifest)),
         "canaries_other_count": (data + ["--canaries", "4", "--out-dir", str(canaried)],
                                  "give --canaries 8 --canary-repeats 1,2,4,8 --canary-digits 8 to keep them",
                                  files_in(canaried)),
