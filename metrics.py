@@ -8,8 +8,8 @@ The metric functions themselves live in mlm_mia/metrics.py.
 
 import sys
 
-from mlm_mia.cli import run_main
-from mlm_mia.metrics_cli import main
+from mlm_mia.settings.flags import run_main
+from mlm_mia.cli.metrics import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

@@ -44,8 +44,8 @@ from bench_run import build  # noqa: E402
 LONG = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from mlm_mia import models
-from mlm_mia.pll import PLLEngine
+from mlm_mia.engine import models
+from mlm_mia.engine.pll import PLLEngine
 gib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 device = models.resolve_device("cpu")
 model, tokenizer = models.load_masked_lm(sys.argv[2], "--target", device, models.resolve_dtype("auto", device))
@@ -67,7 +67,8 @@ import dataclasses, json, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from transformers import TrainerCallback
-from mlm_mia import models, recipe, shadow
+from mlm_mia.engine import models
+from mlm_mia.training import recipe, shadow
 data, target, shadow_dir = map(Path, sys.argv[2:5])
 steps, steps_file = int(sys.argv[5]), Path(sys.argv[6])
 chosen = dataclasses.replace(recipe.load(Path(sys.argv[1]) / "configs" / "shadow_recipe.yaml"), max_steps=steps)

@@ -27,8 +27,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlm_mia import columns, validity  # noqa: E402
-from mlm_mia.evaluation import COMPARISONS  # noqa: E402
+from mlm_mia.common import columns
+from mlm_mia.stats import validity  # noqa: E402
+from mlm_mia.stats.evaluation import COMPARISONS  # noqa: E402
 
 
 def score_table(n: int, per_patient: int, seed: int = 0, population: bool = False) -> pd.DataFrame:

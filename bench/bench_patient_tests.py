@@ -39,7 +39,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlm_mia import patient_tests, validity  # noqa: E402
+from mlm_mia.stats import patient_tests
+from mlm_mia.stats import validity  # noqa: E402
 
 DISTRIBUTIONS = ("gaussian", "lognormal", "t3")
 CORRELATIONS = (0.2, 0.8, "varying")

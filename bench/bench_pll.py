@@ -35,10 +35,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlm_mia import models, synthetic  # noqa: E402
-from mlm_mia.pll import PLLEngine  # noqa: E402
-from mlm_mia.sentences import clean_sentences  # noqa: E402
-from mlm_mia.train import TinyShape, new_model, train_tokenizer  # noqa: E402
+from mlm_mia.engine import models
+from mlm_mia.data import synthetic  # noqa: E402
+from mlm_mia.engine.pll import PLLEngine  # noqa: E402
+from mlm_mia.data.sentences import clean_sentences  # noqa: E402
+from mlm_mia.training.train import TinyShape, new_model, train_tokenizer  # noqa: E402
 
 SHAPES = {"base": TinyShape(hidden=768, layers=12, heads=12, intermediate=3072),
           "tiny": TinyShape(hidden=128, layers=2, heads=4, intermediate=256)}

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlm_mia import synthetic  # noqa: E402
+from mlm_mia.data import synthetic  # noqa: E402
 
 PATIENTS_PER_GB = 200_000  # about 5 KB of notes per synthetic patient
 

@@ -8,7 +8,7 @@ non-members, externals) sampled from a NOTEEVENTS-format synthetic corpus, and t
 random tiny RoBERTa models (hidden 128, 2 layers) with roberta-base's 50,265-row
 vocabulary as target and reference. Timed as whole processes, in one run:
 
-- ``import mlm_mia.score`` (the start-up every run pays);
+- ``import mlm_mia.study.run`` (the start-up every run pays);
 - minicons' ``MaskedLMScorer`` scoring every sentence under both models, nothing else;
 - ``score_MIA.py --no-cache`` with its defaults (every attack, 1000 bootstrap resamples,
   the plot), with the seconds of each stage from the run's own log line;
@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlm_mia import prepare, synthetic  # noqa: E402
-from mlm_mia.sentences import clean_sentences  # noqa: E402
+from mlm_mia.data import prepare
+from mlm_mia.data import synthetic  # noqa: E402
+from mlm_mia.data.sentences import clean_sentences  # noqa: E402
 
 MINICONS = """
 import sys, json
@@ -48,7 +49,7 @@ def build(work: Path, per_set: int, shape: str = "tiny") -> tuple[Path, Path, Pa
     data, target, reference = work / "data", work / "target", work / "reference"
     if not (data / "manifest.json").exists():
         corpus = synthetic.write_corpus(work / "corpus", seed=3, n_mimic_patients=200, n_n2c2_patients=60)
-        from mlm_mia import split
+        from mlm_mia.data import split
         split.split_notes([corpus["noteevents"]], work / "corpus" / "split", 0.5, seed=0)
         prepare.main(["--train-notes", str(work / "corpus" / "split" / split.TRAIN_FILE),
                       "--heldout-notes", str(work / "corpus" / "split" / split.HELDOUT_FILE),
@@ -87,7 +88,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     data, target, reference = build(args.work, args.per_set)
     python = sys.executable
-    t_import, _ = timed([python, "-c", "import mlm_mia.score"])
+    t_import, _ = timed([python, "-c", "import mlm_mia.study.run"])
     t_minicons, _ = timed([python, "-c", MINICONS, str(data), str(target), str(reference)])
     out = args.work / "results"
     t_run, result = timed([python, str(ROOT / "score_MIA.py"), "--target", str(target), "--reference",

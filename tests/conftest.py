@@ -10,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlm_mia import split, synthetic  # noqa: E402
+from mlm_mia.data import split
+from mlm_mia.data import synthetic  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +28,14 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def corpus_sentences(corpus) -> dict[str, list[tuple[str, str]]]:
     """(patient, sentence) pairs of the training and held-out halves."""
-    from mlm_mia.sources import note_source
+    from mlm_mia.data.sources import note_source
     return {half: list(note_source(str(corpus[half]), half, None).sentences(20))
             for half in ("train", "heldout")}
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(corpus_sentences, tmp_path_factory):
-    from mlm_mia.train import train_tokenizer
+    from mlm_mia.training.train import train_tokenizer
     texts = [s for pairs in corpus_sentences.values() for _, s in pairs]
     return train_tokenizer(texts, tmp_path_factory.mktemp("tokenizer"), vocab_size=600)
 
@@ -42,7 +43,7 @@ def tiny_tokenizer(corpus_sentences, tmp_path_factory):
 @pytest.fixture(scope="session")
 def random_roberta(tiny_tokenizer, tmp_path_factory) -> Path:
     """An untrained tiny RoBERTa saved with its tokenizer (max 64 tokens)."""
-    from mlm_mia.train import TinyShape, new_model
+    from mlm_mia.training.train import TinyShape, new_model
     folder = tmp_path_factory.mktemp("random_roberta")
     new_model(tiny_tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64,
                                         max_positions=66), seed=0).save_pretrained(folder)
@@ -53,7 +54,7 @@ def random_roberta(tiny_tokenizer, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_sets(corpus, tmp_path_factory) -> Path:
     """Sets of 8 patients x 24 sentences and a population of 24 (one sentence per patient)."""
-    from mlm_mia import prepare
+    from mlm_mia.data import prepare
     data = tmp_path_factory.mktemp("small_sets") / "data"
     assert prepare.main(["--train-notes", str(corpus["train"]), "--heldout-notes", str(corpus["heldout"]),
                          "--n2c2", str(corpus["n2c2"]), "--n-patients", "8", "--n-sentences", "24",

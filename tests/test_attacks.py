@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia import attacks, columns
+from mlm_mia import attacks
+from mlm_mia.common import columns
 from mlm_mia.attacks import Inputs, Settings, tokens
-from mlm_mia.pll import TokenScores
+from mlm_mia.engine.pll import TokenScores
 
 
 def table() -> pd.DataFrame:
@@ -83,8 +84,8 @@ def test_masked_loss_equals_a_naive_masked_lm_pass_and_does_not_depend_on_the_ba
     import torch
 
     from mlm_mia.attacks import masked_loss
-    from mlm_mia.models import load_masked_lm
-    from mlm_mia.sentences import text_hash
+    from mlm_mia.engine.models import load_masked_lm
+    from mlm_mia.data.sentences import text_hash
     model, tokenizer = load_masked_lm(random_roberta, "--target", torch.device("cpu"), torch.float32)
     texts = ["Pt resting comfortably in bed today.", "Labs notable for a creatinine of 1.3.",
              "Home medications include aspirin 81 mg daily and metoprolol 25 mg twice daily."]
@@ -173,7 +174,7 @@ def test_rmia_uses_per_token_likelihoods_under_both_reductions():
 
 def test_rmia_offline_a_is_tuned_on_a_shadow_model_as_the_reference_implementation_does():
     from mlm_mia.attacks import rmia
-    from mlm_mia.metrics import auc
+    from mlm_mia.stats.metrics import auc
     run = rmia_run("mean", n_refs=2)
     rng = np.random.default_rng(5)
     seen = rng.random(len(run.table)) < 0.5

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mlm_mia import cli, metrics_cli, prepare, score
+from mlm_mia.settings import flags as cli
+from mlm_mia.cli import metrics as metrics_cli
+from mlm_mia.data import prepare
+from mlm_mia.study import run as score
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-patients", "8", "--n-sentences", "24"]
@@ -444,7 +447,7 @@ def test_scripts_exit_2_with_one_line_and_no_traceback(all_cases, case, tmp_path
 
 
 def test_noteevents_iserror_written_as_a_float_counts_as_one(corpus, tmp_path):
-    from mlm_mia import csv_notes
+    from mlm_mia.data import csv_notes
     path = notes_file(corpus, tmp_path / "notes.csv", lambda t: t + (
         '9,77,9,"2100-01-01","","","Nursing","Report","","1.0","a note in error"\n'
         '10,78,9,"2100-01-01","","","Nursing","Report","","0","a good note"\n'))
@@ -479,7 +482,9 @@ def test_a_second_run_into_a_busy_out_dir_stops_at_once(tiny, tmp_path):
 KILL_WHILE_WRITING = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from mlm_mia import cli, figures, score
+from mlm_mia.settings import flags as cli
+from mlm_mia.report import figures
+from mlm_mia.study import run as score
 def killed(*args, **kwargs):  # the process dies while its outputs are staged, not yet moved
     os.kill(os.getpid(), signal.SIGKILL)
 figures.roc_figure = killed

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlm_mia import metrics
+from mlm_mia.stats import metrics
 
 Y = [1, 1, 0, 0]
 S = [0.9, 0.4, 0.5, 0.1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlm_mia import patient_tests, validity
+from mlm_mia.stats import patient_tests, validity
 
 _spec = importlib.util.spec_from_file_location(
     "bench_patient_tests", Path(__file__).resolve().parents[1] / "bench" / "bench_patient_tests.py")
@@ -116,7 +116,7 @@ def test_validity_permutation_test_holds_its_level_on_null_studies_and_finds_a_s
 
 
 def test_a_failed_calibration_check_is_a_warning_and_a_passed_one_is_not():
-    from mlm_mia import evaluation
+    from mlm_mia.stats import evaluation
 
     def warnings(p: float) -> list[str]:
         tests = {"calibration": {"mean_relative_rank": 0.454, "p_value": p, "folds": 5, "permutations": 999}}

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mlm_mia.models import load_masked_lm, max_sequence_length
-from mlm_mia.pll import PLLEngine
+from mlm_mia.engine.models import load_masked_lm, max_sequence_length
+from mlm_mia.engine.pll import PLLEngine
 
 SENTENCES = [
     "Home medications include metoprolol 25 mg daily, aspirin 81 mg daily.",
@@ -110,7 +110,7 @@ def test_batching_and_order_do_not_change_scores(random_roberta, corpus_sentence
 
 
 def test_copies_per_forward_pass_are_capped(random_roberta):
-    from mlm_mia.pll import MAX_COPIES
+    from mlm_mia.engine.pll import MAX_COPIES
     engine = engine_for(random_roberta, batch_tokens=1_000_000)
     sentences = [SENTENCES[2]] * 700  # one length: 700 x 12 copies
     batch_sizes = []

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mlm_mia import csv_notes, split
-from mlm_mia.errors import InputError
-from mlm_mia.prepare import main
+from mlm_mia.data import csv_notes, split
+from mlm_mia.common.errors import InputError
+from mlm_mia.data.prepare import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-patients", "20", "--n-sentences", "150"]
@@ -71,7 +71,7 @@ def test_sentences_are_clean_and_come_from_their_patients(prepared, corpus):
 
 
 def test_exclusion_is_symmetric_so_boilerplate_is_in_neither_set(prepared, corpus):
-    from mlm_mia.sources import note_source
+    from mlm_mia.data.sources import note_source
     training = {s for _, s in note_source(str(corpus["train"]), "--train-notes", None).sentences(20)}
     heldout = {s for _, s in note_source(str(corpus["heldout"]), "--heldout-notes", None).sentences(20)}
     sets = read_sets(prepared)
@@ -146,7 +146,7 @@ def test_split_is_by_patient_and_keeps_every_note(corpus, tmp_path):
 
 
 def test_members_from_restricts_members_to_seen_text(corpus, tmp_path):
-    from mlm_mia.sources import note_source
+    from mlm_mia.data.sources import note_source
     sentences = [s for _, s in note_source(str(corpus["train"]), "--train-notes", None).sentences(20)]
     seen = sorted(set(sentences))[::3]
     seen_file = tmp_path / "dedup.txt"
@@ -226,7 +226,7 @@ def test_no_arguments_uses_the_synthetic_corpus(tmp_path):
 
 
 def test_the_demo_draws_its_sets_again_when_their_notes_or_canaries_change(small_sets, tmp_path):
-    from mlm_mia.demo import _drawn_from_the_corpus
+    from mlm_mia.training.demo import _drawn_from_the_corpus
     manifest = json.loads((small_sets / "manifest.json").read_text())
     assert _drawn_from_the_corpus(manifest, 0)
     assert not _drawn_from_the_corpus(manifest, 8) and not _drawn_from_the_corpus({}, 0)
@@ -241,7 +241,7 @@ def test_the_demo_draws_its_sets_again_when_their_notes_or_canaries_change(small
 
 
 def test_population_comes_from_held_out_patients_outside_every_set(corpus, tmp_path):
-    from mlm_mia.sources import note_source
+    from mlm_mia.data.sources import note_source
     assert main(data_args(corpus) + SMALL + ["--population", "120", "--out-dir", str(tmp_path)]) == 0
     sets = read_sets(tmp_path)
     population = [json.loads(line) for line in (tmp_path / "population.jsonl").open()]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mlm_mia import csv_notes, n2c2
-from mlm_mia.errors import InputError
-from mlm_mia.sources import default_splitter, n2c2_source, note_source
+from mlm_mia.data import csv_notes, n2c2
+from mlm_mia.common.errors import InputError
+from mlm_mia.data.sources import default_splitter, n2c2_source, note_source
 
 
 def raw_rows(path: Path) -> list[dict]:

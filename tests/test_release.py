@@ -12,7 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia import cli, metrics_cli, patient_tests, prepare, score
+from mlm_mia.settings import flags as cli
+from mlm_mia.cli import metrics as metrics_cli
+from mlm_mia.stats import patient_tests
+from mlm_mia.data import prepare
+from mlm_mia.study import run as score
 
 
 def simulated_table(seed: int = 0, member_shift: float = 1.5) -> pd.DataFrame:
@@ -86,7 +90,7 @@ def test_benjamini_hochberg_equals_scipys():
 
 def test_epsilon_bound_against_the_binomial_tail():
     from scipy.stats import binom
-    from mlm_mia import audit
+    from mlm_mia.stats import audit
     assert audit.epsilon_lower_bound(100, 20, 0) == 0.0  # no right guess proves nothing
     assert audit.epsilon_lower_bound(100, 20, 10) == 0.0  # chance level neither
     # 18 of 20 right: the bound is where P[Binomial(20, e^eps / (1 + e^eps)) >= 18] = 0.05
@@ -106,7 +110,7 @@ def test_epsilon_bound_against_the_binomial_tail():
 
 
 def test_one_run_bound_uses_a_fixed_grid_paid_for_by_a_union_bound():
-    from mlm_mia import audit
+    from mlm_mia.stats import audit
     rng = np.random.default_rng(0)
     included = rng.random(400) < 0.5
     perfect = audit.one_run_bound(included + rng.random(400) * 0.1, included)
@@ -117,7 +121,7 @@ def test_one_run_bound_uses_a_fixed_grid_paid_for_by_a_union_bound():
 
 
 def test_the_ceiling_is_what_a_perfect_attack_proves_and_no_attack_passes_it():
-    from mlm_mia import audit
+    from mlm_mia.stats import audit
     # 8 of 16 in: the grid's k = 8 guesses each way all right, 16 of 16, at beta = 0.05 / 3
     # (grid sizes 1, 3, 8): the epsilon where P[Binomial(16, q) = 16] = q^16 = beta
     q = (0.05 / 3) ** (1 / 16)
@@ -155,7 +159,7 @@ def test_canaries_are_reproducible_under_any_hash_seed_and_apart_from_the_sets(c
     sets_text = (tmp_path / "out" / "members.jsonl").read_text() + (tmp_path / "out" / "non_members.jsonl").read_text()
     assert not any(c["secret"] in sets_text for c in planted)
     # the included canaries as NOTEEVENTS notes, each as often as its repeats
-    from mlm_mia import csv_notes
+    from mlm_mia.data import csv_notes
     notes = list(csv_notes.read_notes(tmp_path / "out" / "canary_notes.csv.gz"))
     assert collections.Counter(n.text for n in notes) == {c["text"]: c["repeats"] for c in planted if c["included"]}
 
@@ -233,7 +237,7 @@ def test_metrics_script_recomputes_everything_but_the_models(audited, tmp_path):
 
 
 def test_targets_compared_on_the_same_resampled_patients(audited, tiny_tokenizer, tmp_path, capsys):
-    from mlm_mia.train import TinyShape, new_model
+    from mlm_mia.training.train import TinyShape, new_model
     other = tmp_path / "other_model"
     new_model(tiny_tokenizer, TinyShape(hidden=32, layers=2, heads=2, intermediate=64, max_positions=66),
               seed=5).save_pretrained(other)
@@ -263,7 +267,7 @@ def test_targets_compared_on_the_same_resampled_patients(audited, tiny_tokenizer
 def test_the_metrics_path_imports_neither_torch_nor_transformers():
     import subprocess
     import sys
-    code = ("import sys, mlm_mia.metrics_cli, mlm_mia.prepare; "
+    code = ("import sys, mlm_mia.cli.metrics, mlm_mia.data.prepare; "
             "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'matplotlib') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1])

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia import metrics_cli, prepare, score
-from mlm_mia.cli import run_main as cli_main
-from mlm_mia.errors import InputError
+from mlm_mia.cli import metrics as metrics_cli
+from mlm_mia.data import prepare
+from mlm_mia.study import run as score
+from mlm_mia.settings.flags import run_main as cli_main
+from mlm_mia.common.errors import InputError
 
 from conftest import recipe_with
 
@@ -28,9 +30,10 @@ def study(corpus, tiny_tokenizer, tmp_path_factory) -> dict:
     the held-out patients outside the sets (the remaining 22)."""
     import dataclasses
 
-    from mlm_mia import recipe, split
-    from mlm_mia.sources import note_source
-    from mlm_mia.train import TinyShape, train_tiny_mlm
+    from mlm_mia.training import recipe
+    from mlm_mia.data import split
+    from mlm_mia.data.sources import note_source
+    from mlm_mia.training.train import TinyShape, train_tiny_mlm
     root = tmp_path_factory.mktemp("study")
     data = root / "data"
     split.split_notes([corpus["noteevents"]], root / "split", 0.4, seed=3)
@@ -306,7 +309,7 @@ def test_metrics_script_recomputes_the_memorization_report(scored_with_shadows, 
 
 def test_each_model_folder_is_hashed_and_loaded_once(study, scored_with_shadows, tmp_path,
                                                      monkeypatch):
-    from mlm_mia import models
+    from mlm_mia.engine import models
     reads = []
 
     def counted(function):

@@ -1,4 +1,4 @@
-from mlm_mia.sentences import clean_sentences, normalize, split_rules, text_hash
+from mlm_mia.data.sentences import clean_sentences, normalize, split_rules, text_hash
 
 
 def test_rules_keep_placeholders_and_abbreviations_whole():

@@ -8,9 +8,10 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from mlm_mia import evaluation, shadow
+from mlm_mia.stats import evaluation
+from mlm_mia.training import shadow
 from mlm_mia.attacks import encodermi, lira, rmia
-from mlm_mia.metrics import auc
+from mlm_mia.stats.metrics import auc
 
 
 def test_shadow_halves_are_complementary_pairs_independent_of_their_number():
@@ -127,7 +128,7 @@ def test_encodermi_views_are_seeded_and_never_mask_special_tokens():
 
 
 def test_encodermi_features_do_not_depend_on_the_batch(random_roberta):
-    from mlm_mia.models import load_masked_lm
+    from mlm_mia.engine.models import load_masked_lm
     model, tokenizer = load_masked_lm(random_roberta, "--target", torch.device("cpu"), torch.float32)
     texts = ["Pt resting comfortably in bed today.", "Labs notable for a creatinine of 1.3.",
              "Home medications include aspirin 81 mg daily."]
@@ -152,8 +153,8 @@ def test_encodermi_separates_what_a_tiny_model_memorised(corpus_sentences, tiny_
     import dataclasses
     import tempfile
 
-    from mlm_mia import recipe
-    from mlm_mia.train import TinyShape, new_model, train_mlm
+    from mlm_mia.training import recipe
+    from mlm_mia.training.train import TinyShape, new_model, train_mlm
     texts = list(dict.fromkeys(s for _, s in corpus_sentences["train"]))[:400]
     members, non_members, shadow_in, shadow_out = (texts[i:i + 100] for i in range(0, 400, 100))
     shape = TinyShape(hidden=64, layers=2, heads=2, intermediate=128, max_positions=130)

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from mlm_mia import cli, recipe, score, shadow
-from mlm_mia.train import SeededMasking, StopAfter
+from mlm_mia.settings import flags as cli
+from mlm_mia.training import recipe, shadow
+from mlm_mia.study import run as score
+from mlm_mia.training.train import SeededMasking, StopAfter
 
 from conftest import recipe_with
 

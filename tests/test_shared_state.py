@@ -20,10 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia import cli, prepare, recipe, report_html, score, shadow
-from mlm_mia.errors import InputError
-from mlm_mia.scoring import ScoreSettings
-from mlm_mia.stopwatch import Stopwatch
+from mlm_mia.settings import flags as cli
+from mlm_mia.data import prepare
+from mlm_mia.training import recipe, shadow
+from mlm_mia.report import html as report_html
+from mlm_mia.study import run as score
+from mlm_mia.common.errors import InputError
+from mlm_mia.engine.scoring import ScoreSettings
+from mlm_mia.common.stopwatch import Stopwatch
 
 from conftest import recipe_with
 from test_bad_input import snapshot
@@ -52,7 +56,7 @@ def run_quietly(main, argv: list[str]) -> tuple[int, list[str]]:
 def study(corpus, small_sets, random_roberta, tiny_tokenizer, tmp_path_factory) -> dict:
     """A copy of the small sets, the untrained tiny target, another checkpoint of its
     architecture to continue the shadows from, and a short recipe."""
-    from mlm_mia.train import TinyShape, new_model
+    from mlm_mia.training.train import TinyShape, new_model
     root = tmp_path_factory.mktemp("shared_state")
     data = root / "data"
     shutil.copytree(small_sets, data)
@@ -126,7 +130,7 @@ def test_sets_cannot_be_drawn_again_while_a_run_reads_them(concurrent):
     assert code == 2 and len(err) == 1 and "another run is writing there or reading from it" in err[0], err
     assert f"--out-dir {concurrent['data']}:" in err[0] and snapshot(concurrent["data"]) == concurrent["data_before"]
     settings = json.loads((concurrent["out_a"] / "settings.json").read_text())
-    from mlm_mia.sets import sets_digest
+    from mlm_mia.data.sets import sets_digest
     assert settings["sets_sha256"] == sets_digest(Path(settings["data_dir"]))
 
 
@@ -152,7 +156,7 @@ def test_no_note_text_or_its_tokens_is_kept_beside_the_shadows_or_in_the_cache(s
 
 
 def test_the_demo_s_training_keeps_no_text(study, tmp_path):
-    from mlm_mia.train import TinyShape, train_tiny_mlm
+    from mlm_mia.training.train import TinyShape, train_tiny_mlm
     texts = [t for t in shadow.population_text(study["data"])[1] if len(t) > 60][:40]
     short = recipe.Recipe(epochs=1, batch_size=8, precision="fp32")
     train_tiny_mlm(texts, tmp_path / "model", study["tokenizer"], short, seed=1,
@@ -334,7 +338,7 @@ def test_each_shared_state_case_is_one_line_exit_2_and_nothing_written_or_lost(s
 
 
 def test_the_demo_holding_its_data_folder_can_draw_its_sets_there(study, tmp_path):
-    from mlm_mia.outputs import held
+    from mlm_mia.common.outputs import held
     data = tmp_path / "demo_data"
     data.mkdir()
     with held(data, True, "busy"):  # as the demo holds it while prepare_data_MIA.py's code writes the sets

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia import canaries, cli, evaluation, patient_tests, prepare
-from mlm_mia.errors import InputError
-from mlm_mia.outputs import atomic_path
+from mlm_mia.data import canaries, prepare
+from mlm_mia.settings import flags as cli
+from mlm_mia.stats import evaluation, patient_tests
+from mlm_mia.common.errors import InputError
+from mlm_mia.common.outputs import atomic_path
 
 
 def test_a_rerun_keeps_the_planted_canaries_and_never_draws_their_sentences(corpus, tmp_path):
@@ -71,7 +73,7 @@ def test_a_sentence_of_unknown_tokens_is_scored_by_the_pll_and_the_masked_loss(t
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
     from mlm_mia.attacks.masked_loss import masked_logprobs
-    from mlm_mia.pll import PLLEngine
+    from mlm_mia.engine.pll import PLLEngine
 
     (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the",
                                                    "patient", "is", "fine", "today", "."]) + "\n")
@@ -108,7 +110,8 @@ def test_an_error_names_the_users_file_not_the_temporary_one(tmp_path):
 
 
 def test_every_script_defines_a_shared_flag_the_same_way():
-    from mlm_mia import metrics_cli, score
+    from mlm_mia.cli import metrics as metrics_cli
+    from mlm_mia.study import run as score
 
     parsers = [prepare.build_parser(), score.build_parser(), metrics_cli.build_parser()]
     for flag, definition in cli.SHARED_FLAGS.items():
@@ -122,7 +125,7 @@ def test_every_script_defines_a_shared_flag_the_same_way():
 
 
 def test_an_output_name_near_the_length_limit_is_written(tmp_path):
-    from mlm_mia.outputs import write_text_atomic
+    from mlm_mia.common.outputs import write_text_atomic
 
     target = tmp_path / ("m" * 250 + ".json")  # its temporary name once went past 255 bytes
     write_text_atomic(target, "{}\n")
@@ -130,7 +133,7 @@ def test_an_output_name_near_the_length_limit_is_written(tmp_path):
 
 
 def test_an_attack_is_compared_only_where_the_runs_define_it_alike():
-    from mlm_mia.comparison import not_comparable
+    from mlm_mia.stats.comparison import not_comparable
 
     table = pd.DataFrame({"set": ["members", "non_members"], "id": ["a", "b"], "patient_id": ["1", "2"],
                           "score_loss": [1.0, 0.0], "score_min_k": [1.0, 0.0], "score_ratio_reference_x": [1.0, 0.0]})

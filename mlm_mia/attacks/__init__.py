@@ -9,6 +9,9 @@ Adding an attack is its function and one entry here: the scores file, metrics.js
 tables, the plots and metrics.py pick it up from the ``score_<name>`` column. The entry also
 names the settings (keys of a run's settings.json) that define the attack: two runs'
 scores of an attack are compared only when those settings are the same.
+
+May import: :mod:`mlm_mia.common`, :mod:`mlm_mia.settings`, :mod:`mlm_mia.data`,
+:mod:`mlm_mia.engine` and :mod:`mlm_mia.stats.metrics` (which imports nothing of the package).
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .. import columns
-from ..sets import SHADOW_SETS
+from ..common import columns
+from ..data.sets import SHADOW_SETS
 from . import encodermi, lira, masked_loss, reference, rmia, tokens
 from .base import REDUCTIONS, Inputs, Probe, ProbeRequest, Settings, reduce
 

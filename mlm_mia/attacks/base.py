@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from .. import columns
-from ..cli import SHARED_FLAGS
+from ..common import columns
+from ..settings.flags import SHARED_FLAGS
 
 if TYPE_CHECKING:  # the metrics path never imports torch
-    from ..pll import TokenScores
+    from ..engine.pll import TokenScores
 
 REDUCTIONS = ("mean", "sum")
 

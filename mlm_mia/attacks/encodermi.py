@@ -18,9 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import columns
-from ..sentences import text_hash
-from ..sets import SHADOW_SETS
+from ..common import columns
+from ..data.sentences import text_hash
+from ..data.sets import SHADOW_SETS
 from .base import Inputs, Probe
 
 N_VIEWS = 10
@@ -44,7 +44,7 @@ def similarity_features(model, tokenizer, texts: Sequence[str], max_length: int,
     """
     import torch
 
-    from ..pll import equal_length_batches, last_hidden_state, unscored_ids
+    from ..engine.pll import equal_length_batches, last_hidden_state, unscored_ids
 
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     specials = np.array(unscored_ids(tokenizer))

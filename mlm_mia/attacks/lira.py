@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import columns
+from ..common import columns
 from .base import Inputs
 
 # With fewer shadow models than this, per-sentence variances are too noisy: one global

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..sentences import text_hash
+from ..data.sentences import text_hash
 from .base import Inputs, Probe
 
 MASK_FRACTION = 0.15
@@ -35,7 +35,7 @@ def masked_logprobs(model, tokenizer, texts: Sequence[str], max_length: int, see
     """
     import torch
 
-    from ..pll import equal_length_batches, last_hidden_state, lm_head_of, unscored_ids
+    from ..engine.pll import equal_length_batches, last_hidden_state, lm_head_of, unscored_ids
 
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     specials = np.array(unscored_ids(tokenizer))

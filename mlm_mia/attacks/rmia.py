@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import columns
+from ..common import columns
 from .base import Inputs
 
 GAMMA = 1.0
@@ -93,8 +93,8 @@ def tune_offline_a(inputs: Inputs) -> tuple[float, dict[str, float]]:
     models as the OUT models, and the ``a`` of the grid 0, 0.1, ..., 1 with the highest
     AUC on its IN and OUT sentences of the members and non-members wins (its population:
     the population sentences it did not see). Returns ``a`` and the AUC of each ``a``."""
-    from ..metrics import auc
-    from ..sets import SHADOW_SETS
+    from ..data.sets import SHADOW_SETS
+    from ..stats.metrics import auc
 
     pseudo_target = per_token(inputs, columns.shadow_name(0))
     seen = inputs.table[columns.shadow_in(0)].to_numpy(int)

@@ -1,0 +1,180 @@
+"""Planted canaries: synthetic clinical sentences carrying a random secret, each put into
+the training data (at its number of repeats) or not by a seeded coin, so that an audit can
+later *prove* something about the trained model (Steinke, Nasr & Jagielski 2023; Carlini
+et al. 2019's exposure).
+
+``prepare_data_MIA.py --canaries M`` writes ``canaries.jsonl`` (id, text, secret, repeats,
+included) and ``canary_notes.csv.gz``: the included canaries as notes, each repeated, in
+the format of the training input, to be added to the training data before pre-training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .csv_notes import FORMATS
+from ..settings.flags import SHARED_FLAGS, distinct_ints
+from ..common.errors import InputError
+from ..common.outputs import gzip_text_writer
+from .sentences import normalize
+
+log = logging.getLogger(__name__)
+
+FILE = "canaries.jsonl"
+NOTES_FILE = "canary_notes.csv.gz"
+SECRET_DIGITS = SHARED_FLAGS["--canary-digits"]["default"]
+# clinical-looking carriers of a made-up record number; every one at least 20 characters
+TEMPLATES = (
+    "The patient's medical record number is {secret} per registration.",
+    "Case management confirmed insurance account {secret} with the family today.",
+    "Outside records were faxed under reference number {secret} this morning.",
+    "Pharmacy verified prescription number {secret} before discharge.",
+    "Radiology report filed under accession number {secret} for review.",
+    "Social work documented housing application {secret} with the patient.",
+    "Lab specimen was sent out under requisition {secret} for testing.",
+    "Primary care follow up was scheduled under visit number {secret} next week.",
+)
+# a sentence of any template, whatever its secret (also with the digits removed and lower-
+# cased, as in the pseudo re-identified 1a/1b files): never drawn into a set
+_CANARY_SENTENCE = re.compile("|".join(
+    normalize(re.escape(t)).replace(re.escape("{secret}"), r"\d*").replace(r"\ ", r"\s*")
+    for t in TEMPLATES), re.IGNORECASE)
+PATIENT_BASE = 900_000_000  # canary "patients" are numbered above any MIMIC-III SUBJECT_ID
+
+
+def is_canary(sentence: str) -> bool:
+    """Whether ``sentence`` is a canary's text (of this or any other run): once the canary
+    notes are added to the training notes, their sentences are in the corpus, and a set
+    must never draw them."""
+    return _CANARY_SENTENCE.fullmatch(sentence.strip()) is not None
+
+
+def parse_repeats(text: str) -> tuple[int, ...]:
+    """``--canary-repeats``: comma-separated positive whole numbers, e.g. ``1,2,4,8``."""
+    return distinct_ints(text, "--canary-repeats", 1, "distinct positive whole numbers (e.g. 1,2,4,8)")
+
+
+def secret_space(digits: int = SECRET_DIGITS) -> int:
+    return 10 ** digits
+
+
+def format_secret(value: int, digits: int = SECRET_DIGITS) -> str:
+    return f"{value:0{digits}d}"
+
+
+def check_space(n: int, digits: int) -> None:
+    """Distinct secrets, and as many alternatives again for the exposure, must fit."""
+    space = secret_space(digits)
+    if n > space // 2:
+        raise InputError(f"--canaries {n}: more canaries than half the secret space "
+                         f"({space} {digits}-digit numbers) allows; ask for fewer or raise "
+                         "--canary-digits")
+
+
+def make(n: int, repeats: tuple[int, ...], seed: int, avoid=lambda text: False,
+         digits: int = SECRET_DIGITS) -> list[dict]:
+    """``n`` canaries: distinct secrets drawn uniformly from the ``10**digits`` numbers, a
+    template each, the repeat groups of equal size (in a seeded order), and an independent
+    fair coin for inclusion. ``avoid(text)`` rejects a text found in the corpus (it is then
+    drawn again)."""
+    check_space(n, digits)
+    space = secret_space(digits)
+    rng = np.random.default_rng([seed, 31])
+    groups = np.array(repeats)[rng.permutation(np.arange(n) % len(repeats))]
+    included = rng.random(n) < 0.5
+    taken: set[int] = set()
+    canaries = []
+    for i in range(n):
+        while True:
+            secret = int(rng.integers(space))
+            text = normalize(TEMPLATES[i % len(TEMPLATES)].format(secret=format_secret(secret, digits)))
+            if secret not in taken and not avoid(text):
+                break
+        taken.add(secret)
+        canaries.append({"id": f"canary-{i:05d}", "patient_id": str(PATIENT_BASE + i), "text": text,
+                         "secret": format_secret(secret, digits), "template": i % len(TEMPLATES),
+                         "repeats": int(groups[i]), "included": bool(included[i])})
+    return canaries
+
+
+def alternatives_count(planted: list[dict], asked: int) -> int:
+    """``--exposure-alternatives``, capped at the other secrets there are (``10**D - 1``
+    for D-digit secrets; every secret is then ranked and the exposure exact), said once."""
+    others = min((secret_space(len(c["secret"])) for c in planted), default=asked + 1) - 1
+    if asked <= others:
+        return asked
+    log.warning("--exposure-alternatives %d: the canaries' %d-digit secrets have only %d others; "
+                "each canary's exposure ranks it among all %d", asked, len(planted[0]["secret"]),
+                others, others)
+    return others
+
+
+def alternatives(canary: dict, n: int, seed: int, digits: int = SECRET_DIGITS) -> list[str]:
+    """``n`` texts of the canary's template with other secrets (distinct, never its own),
+    drawn from the secret space with a seed of their own: the exposure's reference set."""
+    if n >= secret_space(digits):
+        raise ValueError(f"{n} alternatives: only {secret_space(digits) - 1} other {digits}-digit secrets")
+    rng = np.random.default_rng([seed, 37, int(canary["id"].split("-")[1])])
+    secrets: set[int] = set()
+    own = int(canary["secret"])
+    while len(secrets) < n:
+        value = int(rng.integers(secret_space(digits)))
+        if value != own:
+            secrets.add(value)
+    template = TEMPLATES[canary["template"]]
+    return [normalize(template.format(secret=format_secret(v, digits))) for v in sorted(secrets)]
+
+
+def write_notes(path: Path, canaries: list[dict], fmt: str) -> int:
+    """The included canaries as notes in the training input's format (``noteevents`` or
+    ``subject_notes``), each canary ``repeats`` times, one note per repeat; returns the
+    number of notes."""
+    columns = FORMATS[fmt]
+    rows = 0
+    with gzip_text_writer(path) as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow(columns)
+        for canary in canaries:
+            for _ in range(canary["repeats"] if canary["included"] else 0):
+                rows += 1
+                if fmt == "noteevents":
+                    writer.writerow([str(PATIENT_BASE + rows), canary["patient_id"], "", "", "", "",
+                                     "Nursing/other", "Report", "", "", canary["text"]])
+                else:
+                    writer.writerow([canary["patient_id"], canary["text"]])
+    return rows
+
+
+def load(path: Path, set_ids: set[str], set_texts: set[str]) -> list[dict]:
+    """The canaries of a data folder, every field checked, none overlapping the sets."""
+    canaries, seen = [], set()
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise InputError(f"{where}: not a JSON line ({err}); write it with "
+                                 "prepare_data_MIA.py --canaries") from None
+            types = {"id": str, "patient_id": str, "text": str, "secret": str, "template": int,
+                     "repeats": int, "included": bool}
+            bad = [k for k, t in types.items() if not isinstance(record, dict) or type(record.get(k)) is not t]
+            if bad:
+                raise InputError(f"{where}: field(s) {bad} missing or of the wrong type; write it "
+                                 "with prepare_data_MIA.py --canaries")
+            if record["secret"] not in record["text"] or record["repeats"] < 1:
+                raise InputError(f"{where}: the text does not carry its secret, or repeats < 1")
+            if record["id"] in seen or record["id"] in set_ids or record["text"] in set_texts:
+                raise InputError(f"{where}: canary {record['id']} repeats an id or a sentence of the "
+                                 "sets; canaries must be apart from every set")
+            seen.add(record["id"])
+            canaries.append(record)
+    if not canaries:
+        raise InputError(f"{path}: no canaries")
+    return canaries
