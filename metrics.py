@@ -8,7 +8,7 @@ The metric functions themselves live in mlm_mia/metrics.py.
 
 import sys
 
-from mlm_mia.settings.flags import run_main
+from mlm_mia.cli.common import run_main
 from mlm_mia.cli.metrics import main
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
 
 import sys
 
-from mlm_mia.settings.flags import run_main
-from mlm_mia.data.prepare import main
+from mlm_mia.cli.common import run_main
+from mlm_mia.cli.prepare import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

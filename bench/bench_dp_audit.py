@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from mlm_mia.training import demo
-from mlm_mia.data import prepare
+from mlm_mia.cli import prepare
 from mlm_mia.training import recipe  # noqa: E402
 from mlm_mia.training.train import TinyShape, new_model, train_tiny_mlm, train_tokenizer  # noqa: E402
 

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlm_mia.data import prepare
+from mlm_mia.cli import prepare
 from mlm_mia.data import synthetic  # noqa: E402
 from mlm_mia.data.sentences import clean_sentences  # noqa: E402
 

@@ -54,7 +54,7 @@ def random_roberta(tiny_tokenizer, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_sets(corpus, tmp_path_factory) -> Path:
     """Sets of 8 patients x 24 sentences and a population of 24 (one sentence per patient)."""
-    from mlm_mia.data import prepare
+    from mlm_mia.cli import prepare
     data = tmp_path_factory.mktemp("small_sets") / "data"
     assert prepare.main(["--train-notes", str(corpus["train"]), "--heldout-notes", str(corpus["heldout"]),
                          "--n2c2", str(corpus["n2c2"]), "--n-patients", "8", "--n-sentences", "24",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mlm_mia.settings import flags as cli
+from mlm_mia.cli import common as cli
 from mlm_mia.cli import metrics as metrics_cli
-from mlm_mia.data import prepare
-from mlm_mia.study import run as score
+from mlm_mia.cli import prepare
+from mlm_mia.cli import score
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-patients", "8", "--n-sentences", "24"]
@@ -482,9 +482,9 @@ def test_a_second_run_into_a_busy_out_dir_stops_at_once(tiny, tmp_path):
 KILL_WHILE_WRITING = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from mlm_mia.settings import flags as cli
+from mlm_mia.cli import common as cli
 from mlm_mia.report import figures
-from mlm_mia.study import run as score
+from mlm_mia.cli import score
 def killed(*args, **kwargs):  # the process dies while its outputs are staged, not yet moved
     os.kill(os.getpid(), signal.SIGKILL)
 figures.roc_figure = killed

@@ -10,7 +10,7 @@ import pytest
 
 from mlm_mia.data import csv_notes, split
 from mlm_mia.common.errors import InputError
-from mlm_mia.data.prepare import main
+from mlm_mia.cli.prepare import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n-patients", "20", "--n-sentences", "150"]

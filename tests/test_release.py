@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia.settings import flags as cli
+from mlm_mia.cli import common as cli
 from mlm_mia.cli import metrics as metrics_cli
 from mlm_mia.stats import patient_tests
-from mlm_mia.data import prepare
-from mlm_mia.study import run as score
+from mlm_mia.cli import prepare
+from mlm_mia.cli import score
 
 
 def simulated_table(seed: int = 0, member_shift: float = 1.5) -> pd.DataFrame:

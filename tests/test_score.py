@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 import os
@@ -10,9 +11,10 @@ import pandas as pd
 import pytest
 
 from mlm_mia.cli import metrics as metrics_cli
-from mlm_mia.data import prepare
-from mlm_mia.study import run as score
-from mlm_mia.settings.flags import run_main as cli_main
+from mlm_mia.cli import prepare
+from mlm_mia.cli import score
+from mlm_mia.study.run import run_study
+from mlm_mia.cli.common import run_main as cli_main
 from mlm_mia.common.errors import InputError
 
 from conftest import recipe_with
@@ -60,7 +62,7 @@ def run_score(study, out: Path, *extra: str) -> dict:
     args = ["--target", str(study["target"]), "--reference", str(study["reference"]),
             "--data-dir", str(study["data"]), "--out-dir", str(out),
             "--cache-dir", str(study["root"] / "cache"), "--bootstrap", "200", *extra]
-    return score.run(score.parse_args(args))
+    return run_study(score.parse_settings(args)).metrics
 
 
 @pytest.fixture(scope="module")
@@ -156,13 +158,13 @@ def test_config_file_settings_and_flags_winning(study, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("reduction: sum\nbootstrap: 0\nno_plot: true\npll: within_word_l2r\n"
                       "reference: [a, b]\n")
-    args = score.parse_args(["--config", str(config), "--pll", "original"])
+    args = score.parse_settings(["--config", str(config), "--pll", "original", "--target", "m"])
     assert (args.reduction, args.bootstrap, args.no_plot, args.pll) == ("sum", 0, True, "original")
-    assert args.reference == [Path("a"), Path("b")]
-    assert score.parse_args(["--config", str(config), "--reference", "c"]).reference == [Path("c")]
+    assert args.reference == (Path("a"), Path("b"))
+    assert score.parse_settings(["--config", str(config), "--reference", "c", "--target", "m"]).reference == (Path("c"),)
     config.write_text("dtype: bfloat16\n")  # PyTorch's names for the dtypes, as on the command line
-    assert score.parse_args(["--config", str(config)]).dtype == "bf16"
-    assert score.parse_args(["--dtype", "float32"]).dtype == "fp32"
+    assert score.parse_settings(["--config", str(config), "--demo"]).dtype == "bf16"
+    assert score.parse_settings(["--dtype", "float32", "--demo"]).dtype == "fp32"
     for text, message in [("reductoin: sum", "unknown setting"),
                           ("reduction: median", "argument --reduction: invalid choice: 'median'"),
                           ("backend: minicon", "argument --backend: invalid choice: 'minicon'"),
@@ -173,7 +175,7 @@ def test_config_file_settings_and_flags_winning(study, tmp_path):
                           ("seed: -1", "argument --seed: invalid non-negative integer value: '-1'")]:
         config.write_text(text + "\n")
         with pytest.raises(InputError, match=f"--config {config}: .*{message}"):
-            score.parse_args(["--config", str(config)])
+            score.parse_settings(["--config", str(config)])
 
 
 def test_several_references_each_get_their_columns(study, tmp_path):
@@ -344,7 +346,7 @@ def test_shadow_models_without_the_notes_they_read_is_a_clear_error(study, tmp_p
     args = ["--target", str(study["target"]), "--reference", str(study["reference"]),
             "--data-dir", str(data), "--out-dir", str(tmp_path / "out"), "--shadow-models", "2"]
     with pytest.raises(InputError, match="moved.*named in .*manifest.json"):
-        score.run(score.parse_args(args))
+        run_study(score.parse_settings(args)).metrics
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -415,3 +417,42 @@ def test_targets_are_compared_only_on_attacks_defined_alike(scored, scored_with_
     table = pd.read_csv(shadows, nrows=1)
     assert set(same["comparisons"]["members_vs_non_members"]) == {
         c[len("score_"):] for c in table.columns if c.startswith("score_")}
+
+
+def test_the_python_entry_points_do_what_the_scripts_do(study, scored, corpus, tmp_path):
+    import mlm_mia
+    from mlm_mia.data import split
+
+    halves = study["root"] / "split"
+    manifest = mlm_mia.prepare_sets(mlm_mia.PrepareSettings(
+        train_notes=halves / split.TRAIN_FILE, heldout_notes=halves / split.HELDOUT_FILE, n2c2=corpus["n2c2"],
+        n_patients=30, n_sentences=200, population=200, population_patients=20, out_dir=tmp_path / "data"))
+    for name in ("members", "non_members", "externals", "population"):  # as prepare_data_MIA.py drew them
+        assert (tmp_path / "data" / f"{name}.jsonl").read_bytes() == (study["data"] / f"{name}.jsonl").read_bytes()
+    assert manifest["sets"]["members"]["n_sentences"] == 200
+    results = mlm_mia.run_study(mlm_mia.StudySettings(
+        target=study["target"], reference=[str(study["reference"])], data_dir=study["data"],
+        out_dir=tmp_path / "out", cache_dir=study["root"] / "cache", bootstrap="200"))
+    assert (tmp_path / "out" / "scores.csv").read_bytes() == (scored / "scores.csv").read_bytes()
+    assert results.metrics == json.loads((scored / "metrics.json").read_text())
+    pd.testing.assert_frame_equal(results.table.reset_index(drop=True), pd.read_csv(
+        scored / "scores.csv", dtype={"id": str, "patient_id": str, "set": str}), check_dtype=False)
+    assert results.record["references"] and results.left_out == json.loads(
+        (scored / "settings.json").read_text())["attacks_left_out"]
+
+
+def test_settings_pass_the_flags_checks_however_given():
+    from mlm_mia import StudySettings
+
+    settings = StudySettings(demo=True, dtype="float32", seed="3", reference=["r"], min_k_fraction=1)
+    assert (settings.dtype, settings.seed, settings.reference, settings.min_k_fraction) == ("fp32", 3, (Path("r"),), 1.0)
+    for changes, message in [({"seed": -1}, "--seed '-1'"), ({"min_k_fraction": 0}, "--min-k-fraction '0'"),
+                             ({"pll": "foo"}, "--pll 'foo': must be one of original, within_word_l2r"),
+                             ({"no_plot": "yes"}, "--no-plot: must be true or false"),
+                             ({"shadow_models": 1}, "--shadow-models must be 0"),
+                             ({"shadow_index": (0, 0), "shadow_models": 2}, "--shadow-index '0,0'"),
+                             ({"demo": False}, "give --target")]:
+        with pytest.raises(InputError, match=message):
+            StudySettings(**{"demo": True, **changes})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.seed = 4

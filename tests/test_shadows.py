@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlm_mia.settings import flags as cli
+from mlm_mia.cli import common as cli
 from mlm_mia.training import recipe, shadow
-from mlm_mia.study import run as score
+from mlm_mia.cli import score
 from mlm_mia.training.train import SeededMasking, StopAfter
 
 from conftest import recipe_with

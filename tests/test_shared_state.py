@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia.settings import flags as cli
-from mlm_mia.data import prepare
+from mlm_mia.cli import common as cli
+from mlm_mia.cli import prepare
 from mlm_mia.training import recipe, shadow
 from mlm_mia.report import html as report_html
-from mlm_mia.study import run as score
+from mlm_mia.cli import score
 from mlm_mia.common.errors import InputError
 from mlm_mia.engine.scoring import ScoreSettings
 from mlm_mia.common.stopwatch import Stopwatch

@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlm_mia.data import canaries, prepare
-from mlm_mia.settings import flags as cli
+from mlm_mia.cli import prepare
+from mlm_mia.data import canaries
+from mlm_mia.data.prepare import MANIFEST
+from mlm_mia.cli import common as cli
 from mlm_mia.stats import evaluation, patient_tests
 from mlm_mia.common.errors import InputError
 from mlm_mia.common.outputs import atomic_path
@@ -39,7 +41,7 @@ def test_a_rerun_keeps_the_planted_canaries_and_never_draws_their_sentences(corp
     assert (out / canaries.FILE).read_bytes() == planted and (out / canaries.NOTES_FILE).read_bytes() == notes
     texts = {json.loads(line)["text"] for line in planted.decode().splitlines()}
     drawn = [json.loads(line) for name in ("members", "non_members") for line in (out / f"{name}.jsonl").open()]
-    manifest = json.loads((out / prepare.MANIFEST).read_text())
+    manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["sets"]["members"]["n_passed_over"] >= sum(  # the included canaries' patients
         json.loads(line)["included"] for line in planted.decode().splitlines())
     assert not texts & {r["text"] for r in drawn} and not any(canaries.is_canary(r["text"]) for r in drawn)
@@ -111,7 +113,7 @@ def test_an_error_names_the_users_file_not_the_temporary_one(tmp_path):
 
 def test_every_script_defines_a_shared_flag_the_same_way():
     from mlm_mia.cli import metrics as metrics_cli
-    from mlm_mia.study import run as score
+    from mlm_mia.cli import score
 
     parsers = [prepare.build_parser(), score.build_parser(), metrics_cli.build_parser()]
     for flag, definition in cli.SHARED_FLAGS.items():

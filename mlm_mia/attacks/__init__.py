@@ -25,9 +25,9 @@ import pandas as pd
 from ..common import columns
 from ..data.sets import SHADOW_SETS
 from . import encodermi, lira, masked_loss, reference, rmia, tokens
-from .base import REDUCTIONS, Inputs, Probe, ProbeRequest, Settings, reduce
+from .base import Inputs, Probe, ProbeRequest, Settings, reduce
 
-__all__ = ["REDUCTIONS", "REGISTRY", "Attack", "Inputs", "Probe", "ProbeRequest", "Settings",
+__all__ = ["REGISTRY", "Attack", "Inputs", "Probe", "ProbeRequest", "Settings",
            "add_attacks", "entry", "is_blind", "left_out_message", "plan", "probe_requests", "reduce"]
 
 # what each requirement is and how a run gets it (for the "left out" message)

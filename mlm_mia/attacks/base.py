@@ -4,7 +4,7 @@ settings, and the model passes beyond the PLL that an attack may need (probes)."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,10 +12,11 @@ import pandas as pd
 from ..common import columns
 from ..settings.flags import SHARED_FLAGS
 
+from ..engine.probe import Probe
+
 if TYPE_CHECKING:  # the metrics path never imports torch
     from ..engine.pll import TokenScores
 
-REDUCTIONS = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,6 @@ class Settings:
     min_k_fraction: float = SHARED_FLAGS["--min-k-fraction"]["default"]
     rmia_offline_a: float = SHARED_FLAGS["--rmia-offline-a"]["default"]
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A per-sentence model pass beyond the PLL, cached like the scores:
-    ``compute(model, tokenizer, texts, max_length, seed, batch_tokens) -> [n, d]``."""
-
-    name: str
-    key: str  # everything that changes its values besides the model, dtype and seed
-    compute: Callable[..., np.ndarray]
 
 
 @dataclass(frozen=True)

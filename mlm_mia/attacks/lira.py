@@ -30,7 +30,6 @@ from .base import Inputs
 # With fewer shadow models than this, per-sentence variances are too noisy: one global
 # variance, shared by IN and OUT (Carlini et al.'s fixed variance), is used instead.
 GLOBAL_VARIANCE_BELOW = 16
-STATISTICS = ("pll", "logit")
 # the Shapiro-Wilk check of the Gaussians needs this many statistics on each side
 NORMALITY_MIN_PER_SIDE = 8
 

@@ -15,7 +15,7 @@ import pandas as pd
 from ..stats import audit, evaluation
 from ..common import columns
 from ..report import tables as report
-from ..settings.flags import Parser, add_flag
+from .common import Parser, add_flag
 from ..common.errors import InputError
 from ..common.outputs import atomic_path, check_apart, json_text, write_text_atomic
 from ..data.sets import SET_NAMES

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .csv_notes import FORMATS
-from ..settings.flags import SHARED_FLAGS, distinct_ints
+from ..settings.flags import SHARED_FLAGS, check_canary_space
 from ..common.errors import InputError
 from ..common.outputs import gzip_text_writer
 from .sentences import normalize
@@ -55,11 +55,6 @@ def is_canary(sentence: str) -> bool:
     return _CANARY_SENTENCE.fullmatch(sentence.strip()) is not None
 
 
-def parse_repeats(text: str) -> tuple[int, ...]:
-    """``--canary-repeats``: comma-separated positive whole numbers, e.g. ``1,2,4,8``."""
-    return distinct_ints(text, "--canary-repeats", 1, "distinct positive whole numbers (e.g. 1,2,4,8)")
-
-
 def secret_space(digits: int = SECRET_DIGITS) -> int:
     return 10 ** digits
 
@@ -68,22 +63,13 @@ def format_secret(value: int, digits: int = SECRET_DIGITS) -> str:
     return f"{value:0{digits}d}"
 
 
-def check_space(n: int, digits: int) -> None:
-    """Distinct secrets, and as many alternatives again for the exposure, must fit."""
-    space = secret_space(digits)
-    if n > space // 2:
-        raise InputError(f"--canaries {n}: more canaries than half the secret space "
-                         f"({space} {digits}-digit numbers) allows; ask for fewer or raise "
-                         "--canary-digits")
-
-
 def make(n: int, repeats: tuple[int, ...], seed: int, avoid=lambda text: False,
          digits: int = SECRET_DIGITS) -> list[dict]:
     """``n`` canaries: distinct secrets drawn uniformly from the ``10**digits`` numbers, a
     template each, the repeat groups of equal size (in a seeded order), and an independent
     fair coin for inclusion. ``avoid(text)`` rejects a text found in the corpus (it is then
     drawn again)."""
-    check_space(n, digits)
+    check_canary_space(n, digits)
     space = secret_space(digits)
     rng = np.random.default_rng([seed, 31])
     groups = np.array(repeats)[rng.permutation(np.arange(n) % len(repeats))]

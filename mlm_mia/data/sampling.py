@@ -9,6 +9,7 @@ patients' notes.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -16,9 +17,13 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.workers import Workers
+from ..settings.prepare import PrepareSettings
+from . import canaries
 from .sentences import text_hash
 from .sources import Source, note_sentences
-from ..common.workers import Workers
+
+log = logging.getLogger(__name__)
 
 BATCH = 65_536
 
@@ -153,3 +158,58 @@ def round_robin(patients: list[str], by_patient: dict[str, list[str]], n_sentenc
                 if len(picked) == n_sentences:
                     return picked
     return picked
+
+
+class Texts:
+    """Sentence texts to avoid: sorted hashes plus the texts already sampled."""
+
+    def __init__(self, hashes: np.ndarray):
+        self.hashes = hashes
+        self.sampled: set[str] = set()
+
+    def __contains__(self, sentence: str) -> bool:
+        if sentence in self.sampled:
+            return True
+        value = np.array([text_hash(sentence)], dtype=np.uint64)
+        return bool(in_sorted(value, self.hashes)[0])
+
+
+def draw_set(name: str, source: Source, eligible: list[str], why: str,
+          usable, settings: PrepareSettings, index: int, workers: Workers,
+          n_patients: int | None = None,
+          n_sentences: int | None = None, exact_patients: bool = True,
+          hint: str = "lower --n-sentences, raise --n-patients") -> tuple[list[dict], dict]:
+    """One set: ``n_patients`` patients (exactly, unless ``exact_patients`` is false or
+    --allow-fewer is given) and ``n_sentences`` usable sentences spread over them."""
+    n_patients = settings.n_patients if n_patients is None else n_patients
+    n_sentences = settings.n_sentences if n_sentences is None else n_sentences
+    rng = np.random.default_rng([settings.seed, index])
+    patients, by_patient, passed_over = draw_patients(
+        source, eligible, n_patients, rng, lambda s: usable(s) and not canaries.is_canary(s),
+        settings.min_chars, name,
+        settings.allow_fewer or not exact_patients, why, workers)
+    picked = round_robin(patients, by_patient, n_sentences, rng)
+    contributing = {p for p, _ in picked}
+    if len(contributing) < len(patients) and not settings.allow_fewer:
+        raise InputError(
+            f"{name}: {len(patients) - len(contributing)} of the {len(patients)} sampled patients "
+            "have no sentence left that another patient of the set did not already give; "
+            "lower --n-patients, or pass --allow-fewer")
+    if len(picked) < n_sentences and not settings.allow_fewer:
+        raise InputError(
+            f"{name}: the {len(patients)} sampled patients have only {len(picked)} usable "
+            f"sentences in {source.flag} (at least {settings.min_chars} characters, distinct, "
+            f"not in another set{' or the held-out text' if name == 'members' else ' or the training text'}), "
+            f"{n_sentences} asked; {hint}, or pass --allow-fewer")
+    records = [{"id": f"{name}-{i:05d}", "set": name, "patient_id": p, "text": s}
+               for i, (p, s) in enumerate(picked)]
+    summary = {
+        "n_sentences": len(records), "n_patients": len({p for p, _ in picked}),
+        "n_eligible_patients": len(eligible), "patients": sorted({p for p, _ in picked}),
+        "n_passed_over": passed_over,
+        "shortfall": {"patients": n_patients - len(contributing),
+                      "sentences": n_sentences - len(records)}
+        if (len(contributing), len(records)) != (n_patients, n_sentences) else None,
+    }
+    log.info("%s: %d sentences from %d patients", name, summary["n_sentences"], summary["n_patients"])
+    return records, summary

@@ -16,7 +16,8 @@ import hashlib
 import re
 from typing import Iterator
 
-SPLITTERS = ("lines", "rules")
+from ..settings.choices import SPLITTERS
+
 
 _PLACEHOLDER = re.compile(r"\[\*\*.*?\*\*\]", re.DOTALL)
 # A blank line, or a line break before a list item ("- aspirin", "2. aspirin", "3) aspirin").

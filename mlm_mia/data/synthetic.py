@@ -12,6 +12,9 @@ memorise patient-specific text, as with real notes. Written:
   (surrogate names, lower case, digits and ``[...]`` removed, one sentence per line);
 - ``n2c2/`` and ``n2c2.tar.gz``: ``PPP-RR.xml`` records of another "hospital", with its
   own phrasing and surrogate names.
+
+Longer than most modules (about 350 lines): most of it is the word lists and phrasings the
+notes are made of, which read best in one place.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, P
 
 from ..common.digests import folder_sha256
 from ..common.errors import InputError
+from ..settings.choices import dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +174,6 @@ def default_batch_tokens(device: torch.device) -> int:
     return 262_144 if device.type == "cuda" else 16_384
 
 
-DTYPES = ("auto", "fp32", "bf16", "fp16")
-DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}  # PyTorch's names
-
-
-def dtype_name(value: str) -> str:
-    """The setting's own name for a dtype, PyTorch's names accepted (``float32`` -> ``fp32``)."""
-    return DTYPE_ALIASES.get(value, value)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:

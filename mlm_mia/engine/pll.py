@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-PLL_METRICS = ("original", "within_word_l2r")
+from ..settings.choices import PLL_METRICS
+
 # copies per forward pass at most, whatever the token budget: bounds the LM head's
 # [copies x vocabulary] fp32 logits (0.8 GB at roberta-base's 50k) for short sentences
 MAX_COPIES = 4096

@@ -13,15 +13,14 @@ import torch
 from transformers import PreTrainedModel
 
 from . import models
-from ..attacks import Probe
 from .cache import ScoreCache
 from ..common.errors import InputError
 from .pll import PLLEngine, TokenScores
+from .probe import Probe
 from ..common.stopwatch import Stopwatch
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("engine", "minicons")
 CACHE_BLOCK = 2048  # sentences scored between two cache commits
 SCORES_VERSION = "2"  # part of every cache key: raise it when the engine's numbers change
 

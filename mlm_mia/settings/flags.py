@@ -1,23 +1,15 @@
-"""What every script shares: logging set-up, argument parsing that fails with one clear
-line, YAML settings checked like flags, and turning bad input into a clean exit."""
+"""The checks and defaults of the settings, one definition each: value checks that fail
+with one clear line, the flags several scripts share (:data:`SHARED_FLAGS`), YAML files
+read as mappings, and :func:`setting`, a settings field that is also a flag."""
 
 from __future__ import annotations
 
 import argparse
-import errno
-import logging
-import sys
+from dataclasses import field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..common.errors import InputError
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are :class:`InputError`\ s: one line, exit 2."""
-
-    def error(self, message: str):
-        raise InputError(message)
 
 
 def non_negative_int(value: str) -> int:
@@ -82,14 +74,6 @@ SHARED_FLAGS: dict[str, dict] = {
 }
 
 
-def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, **wording) -> None:
-    """Add the shared ``flag`` (:data:`SHARED_FLAGS`) to ``parser``; ``wording`` may give
-    its ``help`` and ``metavar`` only, never its type, check or default."""
-    if set(wording) - {"help", "metavar"}:
-        raise ValueError(f"{flag}: only help and metavar are a script's own")
-    parser.add_argument(flag, **(SHARED_FLAGS[flag] | wording))
-
-
 def distinct_ints(text: str, flag: str, minimum: int, what: str) -> tuple[int, ...]:
     """A flag's comma-separated list of distinct whole numbers of at least ``minimum``;
     anything else is one :class:`InputError` saying ``what`` to give."""
@@ -122,52 +106,58 @@ def yaml_mapping(path: Path, where: str, entries: str, empty_ok: bool = False) -
     return values
 
 
-def config_argv(parser: argparse.ArgumentParser, path: Path) -> list[str]:
-    """The settings of a YAML file as command-line arguments, so that they pass the flags'
-    own checks (types, choices). Keys are the long flags with ``_`` for ``-``; a list gives
-    the flag once per item; a switch takes ``true`` or ``false``; ``null`` is the default."""
-    settings = yaml_mapping(path, f"--config {path}", "setting: value", empty_ok=True)
-    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
-    unknown = sorted(str(k) for k in set(settings) - set(actions))
-    if unknown:
-        raise InputError(f"--config {path}: unknown setting(s) {unknown}; known: {sorted(actions)}")
-    argv = []
-    for key, value in settings.items():
-        action = actions[key]
-        flag = max(action.option_strings, key=len)
+def canary_repeats(text: str) -> tuple[int, ...]:
+    """``--canary-repeats``: comma-separated positive whole numbers, e.g. ``1,2,4,8``."""
+    return distinct_ints(text, "--canary-repeats", 1, "distinct positive whole numbers (e.g. 1,2,4,8)")
+
+
+def shadow_indices(text: str) -> tuple[int, ...]:
+    """``--shadow-index``: comma-separated shadow indices, e.g. ``0,1,5``."""
+    return distinct_ints(text, "--shadow-index", 0, "distinct shadow indices (0, 1, ...)")
+
+
+def check_canary_space(n: int, digits: int) -> None:
+    """Distinct secrets, and as many alternatives again for the exposure, must fit."""
+    space = 10 ** digits
+    if n > space // 2:
+        raise InputError(f"--canaries {n}: more canaries than half the secret space "
+                         f"({space} {digits}-digit numbers) allows; ask for fewer or raise "
+                         "--canary-digits")
+
+
+def setting(default: Any = None, parse: Callable[[str], Any] | None = None,
+            choices: tuple[str, ...] | None = None, shared: str | None = None) -> Any:
+    """A settings field that is also a flag: its default, and the check its values pass,
+    whether they come from the command line, a YAML file or Python (``parse`` reads the
+    flag's text; ``choices`` are the values it may take). ``shared`` names a flag of
+    :data:`SHARED_FLAGS`, whose type and default it takes."""
+    if shared:
+        default, parse = SHARED_FLAGS[shared]["default"], SHARED_FLAGS[shared]["type"]
+    return field(default=default, metadata={"parse": parse, "choices": choices, "shared": shared})
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_fields(settings: Any) -> None:
+    """Every field of the frozen dataclass ``settings`` through its flag's check, the value
+    kept as the check reads it (``"5"`` becomes ``5``, ``float32`` becomes ``fp32``); a bad
+    value is one :class:`InputError` naming the flag."""
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        parse, choices = item.metadata.get("parse"), item.metadata.get("choices")
         if value is None:
             continue
-        if isinstance(action, argparse._StoreTrueAction):
-            if not isinstance(value, bool):
-                raise InputError(f"--config {path}: {key} must be true or false, not {value!r}")
-            argv += [flag] if value else []
-            continue
-        values = value if isinstance(value, list) and isinstance(action, argparse._AppendAction) else [value]
-        for item in values:
-            if isinstance(item, (dict, list)) or (isinstance(item, bool) and action.type is not str):
-                raise InputError(f"--config {path}: {key} must be a single value, not {item!r}")
-            argv += [flag, str(item)]
-    try:
-        parser.parse_args(argv)  # each value checked on its own, so the message names the file
-    except InputError as err:
-        raise InputError(f"--config {path}: {err}") from None
-    return argv
-
-
-def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a script's ``main``; an :class:`InputError` becomes one line on stderr and exit 2."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    prog = sys.argv[0].rsplit("/", 1)[-1] or "mlm_mia"
-    try:
-        return main(argv)
-    except InputError as err:
-        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)  # one line
-        return 2
-    except OSError as err:  # the environment: a full disk, a file that cannot be read, ...
-        where = f"{err.filename}: " if err.filename else ""
-        hint = "; free some space and run again" if err.errno == errno.ENOSPC else ""
-        print(f"{prog}: error: {where}{err.strerror or err}{hint}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; no partial outputs were written", file=sys.stderr)
-        return 130
+        flag = flag_of(item.name)
+        if item.type in ("bool", bool) and not isinstance(value, bool):
+            raise InputError(f"{flag}: must be true or false, not {value!r}")
+        if parse is not None:
+            text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+            try:
+                value = parse(text)
+            except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
+                raise InputError(f"{flag} {text!r}: {err or 'not a valid value'}") from None
+            object.__setattr__(settings, item.name, value)
+        if choices is not None and value not in choices:
+            raise InputError(f"{flag} {value!r}: must be one of {', '.join(choices)}")

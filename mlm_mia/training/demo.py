@@ -17,6 +17,7 @@ from ..common.errors import InputError
 from ..common.outputs import json_text, replaced_dir
 from .recipe import Recipe
 from ..data.sources import note_source
+from ..settings.prepare import SYNTHETIC_DIR, PrepareSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,11 @@ def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
     if manifest and (manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]):
         raise InputError(f"--demo: {data_dir} holds sets of real inputs; give the demo its "
                          "own --data-dir")
-    prepare_sets.ensure_synthetic(prepare_sets.SYNTHETIC_DIR)
+    prepare_sets.ensure_synthetic(SYNTHETIC_DIR)
     if not _drawn_from_the_corpus(manifest, n_canaries):
-        prepare_sets.main(["--out-dir", str(data_dir), "--population", str(POPULATION),
-                           "--population-patients", str(POPULATION_PATIENTS), "--canaries", str(n_canaries),
-                           "--replace-canaries"])
+        prepare_sets.prepare_sets(PrepareSettings(
+            out_dir=data_dir, population=POPULATION, population_patients=POPULATION_PATIENTS,
+            canaries=n_canaries, replace_canaries=True))
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
     folder = data_dir / "models"

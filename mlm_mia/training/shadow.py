@@ -17,6 +17,9 @@ it trains it, shared while it scores with it), and checks the record again where
 and loads the model, so the IN/OUT labels it writes are those of the model it scored.
 Training checkpoints into a work folder beside it, so an interrupted shadow resumes where
 it stopped.
+
+Longer than most modules (about 330 lines): planning, locking, recording and training
+a shadow model check one record, kept together so that no step reads it differently.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ import torch
 from ..common import columns
 from ..engine import models
 from ..common.digests import folder_sha256, texts_sha256
-from ..settings.flags import distinct_ints
 from ..common.errors import InputError
 from ..common.outputs import held, json_text, replaced_dir
 from ..data.prepare import unchanged
@@ -311,11 +313,6 @@ def differences(shadow_folder: Path, target: Path) -> dict[str, list]:
     load = lambda folder: json.loads((folder / "config.json").read_text(encoding="utf-8"))  # noqa: E731
     mine, theirs = load(shadow_folder), load(target)
     return {k: [mine.get(k), theirs.get(k)] for k in ARCHITECTURE if mine.get(k) != theirs.get(k)}
-
-
-def parse_indices(text: str) -> tuple[int, ...]:
-    """``--shadow-index``: comma-separated shadow indices, e.g. ``0,1,5``."""
-    return distinct_ints(text, "--shadow-index", 0, "distinct shadow indices (0, 1, ...)")
 
 
 def train_in_child(argv: Sequence[str], indices: Sequence[int], local_rank: int) -> None:

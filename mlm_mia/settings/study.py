@@ -1,0 +1,93 @@
+"""The settings of one study (score_MIA.py's flags), typed, frozen and checked once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..common.errors import InputError
+from .choices import BACKENDS, DTYPES, LIRA_STATISTICS, PLL_METRICS, REDUCTIONS, dtype_name
+from .flags import check_fields, non_negative_int, positive_int, setting, shadow_indices
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What score_MIA.py does: the models, the sets, the attacks' and statistics'
+    settings, the outputs. Each field is the flag of the same name (``_`` for ``-``);
+    the values pass the flags' checks however they are given."""
+
+    target: Path | None = None
+    reference: tuple[Path, ...] = ()
+    demo: bool = False
+    canaries: int = setting(shared="--canaries")
+    data_dir: Path = Path("data")
+    out_dir: Path = Path("results")
+    # scoring
+    pll: str = setting("original", choices=PLL_METRICS)
+    reduction: str = setting("mean", choices=REDUCTIONS)
+    backend: str = setting("engine", choices=BACKENDS)
+    device: str = "auto"
+    dtype: str = setting("auto", dtype_name, DTYPES)
+    batch_tokens: int | None = setting(None, positive_int)
+    compile: bool = False
+    cache_dir: Path = Path("data") / "cache"
+    no_cache: bool = False
+    # shadow models
+    shadow_models: int = setting(0, non_negative_int)
+    shadow_recipe: Path | None = None
+    shadow_init: str = "scratch"
+    shadow_index: tuple[int, ...] | None = setting(None, shadow_indices)
+    shadows_ready: bool = False
+    shadow_dir: Path | None = None
+    shadow_seed: int = setting(0, non_negative_int)
+    replace_shadows: bool = False
+    # attacks and statistics
+    rmia_offline_a: float = setting(shared="--rmia-offline-a")
+    min_k_fraction: float = setting(shared="--min-k-fraction")
+    lira_statistic: str = setting("pll", choices=LIRA_STATISTICS)
+    bootstrap: int = setting(shared="--bootstrap")
+    seed: int = setting(shared="--seed")
+    exposure_alternatives: int = setting(shared="--exposure-alternatives")
+    audit_delta: float = setting(shared="--audit-delta")
+    # outputs
+    no_plot: bool = False
+    show_exposed: int = setting(0, non_negative_int)
+
+    def __post_init__(self) -> None:
+        for name in ("data_dir", "out_dir", "cache_dir", "target", "shadow_recipe", "shadow_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        object.__setattr__(self, "reference", tuple(Path(p) for p in self.reference or ()))
+        check_fields(self)
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """What no flag can check alone."""
+        if self.canaries and not self.demo:
+            raise InputError("--canaries plants canaries in the demo target's training data and goes "
+                             "with --demo; for your own model, plant them with prepare_data_MIA.py "
+                             "--canaries M before training it")
+        if self.show_exposed and self.no_plot:
+            raise InputError("--show-exposed lists sentences in report.html, which --no-plot does not "
+                             "write; drop one of them")
+        if self.compile and self.backend != "engine":
+            raise InputError("--compile applies to --backend engine only")
+        if self.shadow_models == 1:
+            raise InputError("--shadow-models must be 0 (none) or at least 2 (an IN and an OUT model "
+                             "for every sentence)")
+        if self.shadow_index is not None and not self.shadow_models:
+            raise InputError("--shadow-index picks among --shadow-models K; give K")
+        if self.shadow_index is not None and max(self.shadow_index) >= self.shadow_models:
+            raise InputError(f"--shadow-index {max(self.shadow_index)}: there are only --shadow-models "
+                             f"{self.shadow_models} (indices 0 to {self.shadow_models - 1})")
+        if self.target is None and not self.demo:
+            raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
+                             "--reference MODEL_DIR), or --demo")
+
+    def replace(self, **changes) -> StudySettings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def shadows_folder(self) -> Path:
+        return self.shadow_dir or self.data_dir / "shadow_models"

@@ -1,0 +1,52 @@
+"""A study's outputs, written into the out-dir at once: the scores, the metrics, the
+settings, the per-patient tests, the figures and report.html."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from .. import attacks
+from ..common import columns
+from ..common.outputs import json_text, staging_dir
+from ..common.stopwatch import Stopwatch
+from ..report import figures, html as report_html
+from ..settings.study import StudySettings
+from ..stats import evaluation
+
+log = logging.getLogger(__name__)
+
+# what a run writes (report.html and roc.png unless --no-plot, patients.csv with a population)
+OUTPUTS = ("scores.csv", "metrics.json", "settings.json", "patients.csv", "roc.png", "report.html")
+
+
+def most_exposed(table: pd.DataFrame, sets: pd.DataFrame, results: dict, n: int) -> pd.DataFrame:
+    """The ``n`` member sentences that the attack with the best members-vs-non-members AUC
+    (blind baselines aside) scores highest, with their text (only on explicit request)."""
+    scored = results.get("members_vs_non_members") or next(
+        v for k, v in results.items() if k not in evaluation.SECTIONS)
+    best = max((a for a in scored if not attacks.is_blind(a)), key=lambda a: scored[a]["auc"])
+    members = table.assign(text=sets["text"])[table["set"] == "members"]
+    chosen = members.nlargest(n, columns.score(best))
+    return chosen[["id", "patient_id", columns.score(best), "text"]].rename(
+        columns={columns.score(best): f"{best} score"})
+
+
+def write_outputs(settings: StudySettings, table: pd.DataFrame, results: dict, run_settings: dict,
+                  patients: pd.DataFrame | None, exposed: pd.DataFrame | None, watch: Stopwatch) -> None:
+    """Every output of the run into the out-dir at once (an older run's outputs that this
+    one does not write are removed)."""
+    with staging_dir(settings.out_dir, OUTPUTS) as stage:
+        table.to_csv(stage / "scores.csv", index=False)  # shortest exact floats
+        (stage / "metrics.json").write_text(json_text(results), encoding="utf-8")
+        (stage / "settings.json").write_text(json_text(run_settings), encoding="utf-8")
+        if patients is not None:
+            patients.to_csv(stage / "patients.csv", index=False)
+        if not settings.no_plot:
+            with watch.stage("plot"):
+                roc = figures.png(figures.roc_figure(table))
+                (stage / "roc.png").write_bytes(roc)
+                report_html.write_report(stage / "report.html", table, results, run_settings,
+                                         patients, exposed=exposed, roc_png=roc)
+    log.info("Wrote %s to %s", ", ".join(n for n in OUTPUTS if (settings.out_dir / n).exists()), settings.out_dir)
