@@ -123,7 +123,7 @@ def test_every_script_defines_a_shared_flag_the_same_way():
     shared = {flag for i, p in enumerate(parsers) for q in parsers[i + 1:]
               for flag in {o for a in p._actions for o in a.option_strings}
               & {o for a in q._actions for o in a.option_strings}}
-    assert shared - {"-h", "--help", "--out-dir"} <= set(cli.SHARED_FLAGS)  # --out-dir: data/ or results/
+    assert shared - {"-h", "--help", "--version", "--out-dir"} <= set(cli.SHARED_FLAGS)  # --out-dir: data/ or results/
 
 
 def test_an_output_name_near_the_length_limit_is_written(tmp_path):

@@ -19,6 +19,12 @@ from ..settings.flags import SHARED_FLAGS, yaml_mapping
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are :class:`InputError`\ s: one line, exit 2."""
 
+    def __init__(self, *args, **kwargs):
+        from .. import __version__
+
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"%(prog)s (mlm_mia) {__version__}")
+
     def error(self, message: str):
         raise InputError(message)
 
@@ -66,7 +72,7 @@ def config_argv(parser: argparse.ArgumentParser, path: Path) -> list[str]:
     own checks (types, choices). Keys are the long flags with ``_`` for ``-``; a list gives
     the flag once per item; a switch takes ``true`` or ``false``; ``null`` is the default."""
     settings = yaml_mapping(path, f"--config {path}", "setting: value", empty_ok=True)
-    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")}
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "version", "config")}
     unknown = sorted(str(k) for k in set(settings) - set(actions))
     if unknown:
         raise InputError(f"--config {path}: unknown setting(s) {unknown}; known: {sorted(actions)}")

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(statistics, "--audit-delta")
     outputs = parser.add_argument_group("outputs")
     add(outputs, "--no-plot", help="skip roc.png and report.html (the figures)")
+    add(outputs, "--overwrite", help="replace the results of another run in --out-dir (without it, "
+        "a run replaces only the results of an earlier run of the same settings, and stops otherwise)")
     add(outputs, "--show-exposed", metavar="N", help="list in report.html the N member sentences the "
         "best attack scores highest, with their TEXT: report.html then holds note text (0: never)")
     return parser

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.errors import InputError
 from .choices import BACKENDS, DTYPES, LIRA_STATISTICS, PLL_METRICS, REDUCTIONS, dtype_name
 from .flags import check_fields, non_negative_int, positive_int, setting, shadow_indices
+
+# where a run writes and how it reuses earlier work: no part of what its results are
+NOT_IDENTITY = frozenset({"out_dir", "overwrite", "cache_dir", "no_cache", "shadows_ready", "replace_shadows",
+                          "no_plot", "show_exposed"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class StudySettings:
     audit_delta: float = setting(shared="--audit-delta")
     # outputs
     no_plot: bool = False
+    overwrite: bool = False
     show_exposed: int = setting(0, non_negative_int)
 
     def __post_init__(self) -> None:
@@ -87,6 +93,13 @@ class StudySettings:
 
     def replace(self, **changes) -> StudySettings:
         return dataclasses.replace(self, **changes)
+
+    def identity(self) -> dict:
+        """The settings that make a run what it is (not where it writes, nor how it reuses
+        cached work): two runs with the same identity give the same results."""
+        values = {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "reference" else v)
+                  for k, v in dataclasses.asdict(self).items() if k not in NOT_IDENTITY}
+        return json.loads(json.dumps(values))  # as settings.json holds it
 
     @property
     def shadows_folder(self) -> Path:

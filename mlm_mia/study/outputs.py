@@ -3,12 +3,14 @@ settings, the per-patient tests, the figures and report.html."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pandas as pd
 
 from .. import attacks
 from ..common import columns
+from ..common.errors import InputError
 from ..common.outputs import json_text, staging_dir
 from ..common.stopwatch import Stopwatch
 from ..report import figures, html as report_html
@@ -50,3 +52,25 @@ def write_outputs(settings: StudySettings, table: pd.DataFrame, results: dict, r
                 report_html.write_report(stage / "report.html", table, results, run_settings,
                                          patients, exposed=exposed, roc_png=roc)
     log.info("Wrote %s to %s", ", ".join(n for n in OUTPUTS if (settings.out_dir / n).exists()), settings.out_dir)
+
+
+def check_not_another_run(settings: StudySettings, identity: dict) -> None:
+    """A run replaces the results in its out-dir only when they are its own (an earlier run
+    of the same settings) or with ``--overwrite``: never another run's, silently."""
+    found = [name for name in OUTPUTS if (settings.out_dir / name).exists()]
+    if not found or settings.overwrite:
+        if found:
+            log.info("Replacing the results in %s (--overwrite)", settings.out_dir)
+        return
+    try:
+        earlier = json.loads((settings.out_dir / "settings.json").read_text(encoding="utf-8")).get("settings")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    if earlier == identity:
+        return
+    differ = sorted(k for k in identity.keys() | (earlier or {}).keys()
+                    if (earlier or {}).get(k, "-") != identity.get(k, "-")) if earlier else []
+    why = f"--{', --'.join(d.replace('_', '-') for d in differ[:4])} differ" if differ else "made by another run"
+    raise InputError(f"--out-dir {settings.out_dir}: holds the results of another run ({why}); give "
+                     "another --out-dir, or --overwrite to replace them")
+

@@ -20,7 +20,7 @@ from ..settings.study import StudySettings
 from ..stats import evaluation, validity
 from ..training import demo, shadow
 from .canaries import add_canary_columns
-from .outputs import most_exposed, write_outputs
+from .outputs import check_not_another_run, most_exposed, write_outputs
 from .plan import check_paths, data_lock, plan_study
 from .record import run_record
 from .scoring import score_models
@@ -60,11 +60,14 @@ def _run(settings: StudySettings, ranks: distributed.Ranks) -> Results:
     # the cache are checked before any work
     writes = ranks.main and settings.shadow_index is None
     out = locked_output_dir(settings.out_dir, "--out-dir") if writes else contextlib.nullcontext()
+    identity = settings.identity()  # as given: the demo's models are its own
     with out, ScoreCache(None if settings.no_cache else settings.cache_dir / "pll.sqlite") as cache, \
             contextlib.ExitStack() as holds:
+        if writes:
+            check_not_another_run(settings, identity)
         if settings.demo:
             settings = _demo_models(settings, ranks)
-        return _study(settings, ranks, cache, holds)
+        return _study(settings, ranks, cache, holds, identity)
 
 
 def _demo_models(settings: StudySettings, ranks: distributed.Ranks) -> StudySettings:
@@ -82,7 +85,7 @@ def _demo_models(settings: StudySettings, ranks: distributed.Ranks) -> StudySett
 
 
 def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
-           holds: contextlib.ExitStack) -> Results:
+           holds: contextlib.ExitStack, identity: dict) -> Results:
     """The pipeline, the data folder and the shadow models held in ``holds`` until the
     outputs are written."""
     watch = Stopwatch()
@@ -115,7 +118,7 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
         text_only, validity_tests = validity.text_only(plan.sets, evaluation.COMPARISONS, settings.seed)
         for name, values in text_only.items():
             table[name] = values
-    record = run_record(settings, plan, scored, shadows, inputs, validity_tests, ranks.world)
+    record = run_record(settings, plan, scored, shadows, inputs, validity_tests, ranks.world) | {"settings": identity}
     with watch.stage("statistics"):
         metrics, patients = evaluation.compare(table, n_boot=settings.bootstrap, seed=settings.seed,
                                                audit_delta=settings.audit_delta, validity_tests=validity_tests)
