@@ -19,9 +19,9 @@ from ..stats import audit, evaluation, validity
 from ..data import canaries, prepare
 from ..common import columns
 from ..training import demo, shadow
-from ..engine import distributed, models
+from ..engine import distributed, models, neighbours
 from ..report import figures, tables as report, html as report_html
-from ..attacks import ProbeRequest, encodermi, lira, reduce, rmia
+from ..attacks import ProbeRequest, encodermi, lira, neighbourhood, reduce, rmia
 from ..engine.cache import ScoreCache
 from ..common.digests import file_sha256
 from ..settings.flags import Parser, add_flag, config_argv, non_negative_int, positive_int
@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     shadows.add_argument("--replace-shadows", action="store_true", help="train again the shadow "
                          "models in --shadow-dir that were trained for other settings or data "
                          "(without it, such a folder is refused, never deleted)")
+    parser.add_argument("--neighbours", type=non_negative_int, default=0, metavar="N",
+                        help="the neighbourhood attack (ne): N neighbours of each sentence, each "
+                        "the sentence with one word replaced by a masked LM; every neighbour costs "
+                        "one PLL of the sentence under the target, so N multiplies the scoring "
+                        "time (0: the attack is left out)")
+    parser.add_argument("--neighbour-model", type=Path, metavar="MODEL_DIR", help="local masked "
+                        "LM that makes the neighbours (default: the first --reference)")
     add_flag(parser, "--rmia-offline-a")
     add_flag(parser, "--min-k-fraction")
     parser.add_argument("--lira-statistic", choices=lira.STATISTICS, default="pll",
@@ -289,12 +296,15 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.shadow_index is not None and max(args.shadow_index) >= args.shadow_models:
         raise InputError(f"--shadow-index {max(args.shadow_index)}: there are only --shadow-models "
                          f"{args.shadow_models} (indices 0 to {args.shadow_models - 1})")
+    if args.neighbour_model and not args.neighbours:
+        raise InputError("--neighbour-model makes the neighbours of --neighbours N; give N > 0")
     if args.shadow_models:
         shadow_recipe(args)  # a bad recipe stops the run before any work
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise InputError(f"--data-dir {args.data_dir}: not a folder")
     given = {"--data-dir": [args.data_dir], "--target": [args.target], "--reference": args.reference,
-             "--shadow-dir": [args.shadow_dir], "--config": [args.config], "--shadow-recipe": [args.shadow_recipe]}
+             "--shadow-dir": [args.shadow_dir], "--config": [args.config], "--shadow-recipe": [args.shadow_recipe],
+             "--neighbour-model": [args.neighbour_model]}
     check_apart({"--out-dir": [args.out_dir, *(args.out_dir / name for name in OUTPUTS)]},
                 {flag: [p for p in paths or () if p is not None] for flag, paths in given.items()})
 
@@ -372,7 +382,14 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         available |= {"shadows"} if args.shadow_models else set()
         available |= {"population"} if (sets["set"] == "population").any() else set()
         available |= {"distribution_stats"} if args.backend == "engine" else set()
+        available |= {"neighbours"} if args.neighbours else set()
+        neighbour_dir = (ModelDir(args.neighbour_model, "--neighbour-model", "neighbour_model", settings, watch)
+                         if args.neighbour_model else next(iter(model_dirs[1:]), None))
+        available |= {"neighbour_model"} if args.neighbour_model else set()
         runnable, left_out = attacks.plan(available)
+        with_neighbours = any(a.name == "ne" for a in runnable)
+        if with_neighbours:  # in the data folder: the neighbours are note text
+            neighbour_cache = holds.enter_context(neighbours.cache_for(args.data_dir, args.no_cache))
     shadows = _shadow_models(args, ranks, model_dirs[0], watch, holds) if args.shadow_models else []
     if args.shadow_index is not None:
         log.info("Shadow models %s are trained; a run without --shadow-index scores with them",
@@ -384,6 +401,11 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         halves[columns.shadow_name(s.index)] = (s.index, s.patients)
     scored = score_models(model_dirs, sets, halves, attacks.probe_requests(runnable), settings,
                           cache, args, ranks, alternatives)
+    if with_neighbours:
+        with watch.stage("neighbours"):
+            found = neighbours.neighbour_plls(neighbour_dir, model_dirs[0], sets["text"].tolist(), args.neighbours,
+                                              args.seed, settings, cache, neighbour_cache, ranks)
+        scored.features |= dict(zip((neighbourhood.PLL, neighbourhood.N_TOKENS), found))
     if not ranks.main:
         return {}
     with watch.stage("attacks"):
@@ -417,6 +439,7 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in references},
         "exposure_alternatives": n_alternatives if planted else None,
         "validity_tests": validity_tests,
+        "neighbours": neighbours.record(neighbour_dir, args.neighbours, found[0]) if with_neighbours else None,
     }
     with watch.stage("statistics"):
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
