@@ -22,7 +22,8 @@ Where this differs from MIMIR, and why:
 - 1 - p(orig) is the probability mass of the other tokens, computed in log space (exact
   where MIMIR substitutes 0.1 for p(orig) = 1);
 - special tokens are neither replaced (MIMIR's loop reaches the closing ``[SEP]``) nor
-  proposed, and MIMIR's top 6 with the original dropped is the top 5 without it;
+  proposed, nor are the rows of an embedding matrix padded past the tokenizer's vocabulary,
+  and MIMIR's top 6 with the original dropped is the top 5 without it;
 - a proposal whose swap leaves the text unchanged, repeats another neighbour, only deletes
   a word (a bare space token) or cuts a multi-byte character is passed over for the next;
 - the dropout masks come from a generator seeded by (``--seed``, sentence), so a
@@ -125,6 +126,7 @@ def make_neighbours(model, tokenizer, texts: Sequence[str], n: int, seed: int, m
                 logits[copies, original] = -torch.inf
                 rest = torch.logsumexp(logits, -1, keepdim=True)  # log (1 - p(original))
                 logits[:, never.to(device)] = -torch.inf
+                logits[:, len(tokenizer):] = -torch.inf  # rows past the vocabulary (padded embeddings)
                 weight, token = torch.topk(logits - rest, PROPOSALS, dim=-1)
                 for s, p, w, t in zip(sentence[start:start + rows], position[start:start + rows],
                                       weight.cpu().numpy(), token.cpu().numpy()):
@@ -193,5 +195,5 @@ def record(generator: ModelDir, n: int, pll: np.ndarray) -> dict:
     had fewer."""
     found = (~np.isnan(pll)).sum(1)
     return {"n": n, "model": generator.fingerprint, "model_dir": str(generator.path),
-            "generation": GENERATION, "sentences_with_fewer": int((found < n).sum()),
+            "generation": GENERATION, "made": int(found.sum()), "sentences_with_fewer": int((found < n).sum()),
             "sentences_without": int((found == 0).sum())}

@@ -403,9 +403,10 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
                           cache, args, ranks, alternatives)
     if with_neighbours:
         with watch.stage("neighbours"):
-            found = neighbours.neighbour_plls(neighbour_dir, model_dirs[0], sets["text"].tolist(), args.neighbours,
-                                              args.seed, settings, cache, neighbour_cache, ranks)
-        scored.features |= dict(zip((neighbourhood.PLL, neighbourhood.N_TOKENS), found))
+            neighbour_values = neighbours.neighbour_plls(neighbour_dir, model_dirs[0], sets["text"].tolist(),
+                                                         args.neighbours, args.seed, settings, cache,
+                                                         neighbour_cache, ranks)
+        scored.features |= dict(zip((neighbourhood.PLL, neighbourhood.N_TOKENS), neighbour_values))
     if not ranks.main:
         return {}
     with watch.stage("attacks"):
@@ -439,7 +440,8 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in references},
         "exposure_alternatives": n_alternatives if planted else None,
         "validity_tests": validity_tests,
-        "neighbours": neighbours.record(neighbour_dir, args.neighbours, found[0]) if with_neighbours else None,
+        "neighbours": (neighbours.record(neighbour_dir, args.neighbours, neighbour_values[0])
+                       if with_neighbours else None),
     }
     with watch.stage("statistics"):
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
