@@ -38,7 +38,7 @@ def main() -> None:
     seconds, result = timed([sys.executable, str(ROOT / "score_MIA.py"), "--target", str(target),
                              "--reference", str(reference), "--data-dir", str(data), "--out-dir", str(out),
                              "--no-cache", "--no-plot", "--bootstrap", "0", "--neighbours", str(args.neighbours)])
-    stages = {name: float(s) for name, s in re.findall(
+    stages = {name.strip(): float(s) for name, s in re.findall(
         r"([A-Za-z_ ]+?) ([0-9.]+) s", result.stderr.split("Seconds: ")[-1].splitlines()[0])}
     sentences = sum(1 for name in ("members", "non_members", "externals")
                     for _ in open(data / f"{name}.jsonl", encoding="utf-8"))
