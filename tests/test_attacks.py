@@ -74,7 +74,7 @@ def test_plan_leaves_out_what_a_run_cannot_compute_and_says_why():
     runnable, left_out = attacks.plan({"distribution_stats"})
     assert [a.name for a in runnable] == ["loss", "min_k", "min_k_pp", "zlib", "encodermi_t", "masked_loss"]
     assert set(left_out) == {"ratio", "reference_only", "lira_online", "lira_offline", "rmia", "rmia_offline",
-                             "encodermi_v"}
+                             "encodermi_v", "ne"}
     assert "--reference" in left_out["ratio"] and "--population" in left_out["rmia"]
     runnable, left_out = attacks.plan({"shadows", "population"})
     assert "rmia" in [a.name for a in runnable]  # shadow models stand in for references

@@ -94,7 +94,8 @@ def test_settings_record_how_each_attack_was_computed(scored):
     settings = json.loads((scored / "settings.json").read_text())
     assert settings["min_k_fraction"] == 0.2 and settings["lira"] is None
     assert settings["rmia"]["offline_a"] == 0.3 and "not tuned" in settings["rmia"]["offline_a_source"]
-    assert set(settings["attacks_left_out"]) == {"lira_online", "lira_offline", "rmia_offline", "encodermi_v"}
+    assert set(settings["attacks_left_out"]) == {"lira_online", "lira_offline", "rmia_offline", "encodermi_v",
+                                                 "ne"}
 
 
 def test_metrics_json_layout_and_a_real_effect(scored):

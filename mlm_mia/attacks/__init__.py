@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..common import columns
 from ..data.sets import SHADOW_SETS
-from . import encodermi, lira, masked_loss, reference, rmia, tokens
+from . import encodermi, lira, masked_loss, neighbourhood, reference, rmia, tokens
 from .base import Inputs, Probe, ProbeRequest, Settings, reduce
 
 __all__ = ["REGISTRY", "Attack", "Inputs", "Probe", "ProbeRequest", "Settings",
@@ -36,6 +36,8 @@ REQUIREMENTS = {
     "shadows": "shadow models (--shadow-models K)",
     "population": "a population set (prepare_data_MIA.py --population N)",
     "distribution_stats": "the distribution statistics of the engine backend (minicons gives none)",
+    "neighbours": "neighbours (--neighbours N; each costs one PLL of the sentence under the target)",
+    "neighbour_model": "a masked LM to make the neighbours (--neighbour-model MODEL_DIR)",
 }
 
 
@@ -82,6 +84,9 @@ REGISTRY: tuple[Attack, ...] = (
            defined_by=("encodermi", *_SHADOWS)),
     Attack("masked_loss", masked_loss.masked_loss,
            probes=(ProbeRequest("target", masked_loss.PROBE),)),
+    Attack("ne", neighbourhood.ne, frozenset({"neighbours", "neighbour_model|reference"}),
+           defined_by=(*_PLL, "reduction", "seed", "neighbours.n", "neighbours.model",
+                       "neighbours.generation")),
 )
 
 

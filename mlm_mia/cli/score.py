@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     attack = parser.add_argument_group("attacks")
     add(attack, "--rmia-offline-a")
     add(attack, "--min-k-fraction")
+    add(attack, "--neighbours", metavar="N", help="the neighbourhood attack (ne): N neighbours of each "
+        "sentence, each the sentence with one word replaced by a masked LM; every neighbour costs one "
+        "PLL of the sentence under the target, so N multiplies the scoring time (0: the attack is left out)")
+    add(attack, "--neighbour-model", metavar="MODEL_DIR", help="local masked LM that makes the "
+        "neighbours (default: the first --reference)")
     add(attack, "--lira-statistic", help="LiRA's per-sentence statistic: the PLL (reduced as "
         "--reduction says) or the mean logit-scaled token probability log(p / (1 - p)) (pll)")
     statistics = parser.add_argument_group("statistics and audit")

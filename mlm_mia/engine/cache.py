@@ -1,14 +1,17 @@
-"""On-disk cache of per-sentence token scores (:class:`~mlm_mia.pll.TokenScores`).
+"""On-disk caches of per-sentence results.
 
-Keyed by (model fingerprint, scoring settings, sentence text); stores only hashes and
-numbers, never the text. Each batch is committed as it is scored, so an interrupted run
-resumes where it stopped.
+:class:`ScoreCache` (token scores, feature vectors) is keyed by (model fingerprint, scoring
+settings, sentence text) and stores only hashes and numbers, never the text.
+:class:`TextCache` stores texts made from a sentence (the neighbourhood attack's
+neighbours): note text, so it is kept in the data folder, never beside the results. Each
+batch is committed as it is computed, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -20,25 +23,29 @@ from .pll import TokenScores
 
 TABLE = "token_scores"
 VECTORS = "vectors"
+TEXTS = "texts"
 
 
-class ScoreCache:
-    """SQLite tables ``key -> (float64 [log-probs; dist. mean; dist. std], truncated flag)``
-    and ``key -> float64 vector`` (other per-sentence features, such as EncoderMI's)."""
+class _SQLiteCache:
+    """One SQLite file of ``key -> value`` tables (``TABLES``: name -> value columns), checked
+    readable and writable when opened; ``where`` names it in errors (a flag and a folder)."""
 
-    def __init__(self, path: str | Path | None):
+    TABLES: dict[str, str] = {}
+
+    def __init__(self, path: str | Path | None, where: str, fix: str):
         self.path = Path(path) if path else None
+        self.where, self.fix = where, fix
         self.db = None
         if self.path is not None:
             with self._errors():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(self.path, timeout=60)
-                self.db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
-                                "(key BLOB PRIMARY KEY, scores BLOB, truncated INTEGER)")
-                self.db.execute(f"CREATE TABLE IF NOT EXISTS {VECTORS} (key BLOB PRIMARY KEY, vector BLOB)")
+                for table, values in self.TABLES.items():
+                    self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key BLOB PRIMARY KEY, {values})")
+                first = next(iter(self.TABLES))
                 with self.db:  # readable and writable, checked before any work
-                    self.db.execute(f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} LIMIT 1)")
-                    self.db.execute(f"DELETE FROM {TABLE} WHERE key IS NULL")
+                    self.db.execute(f"SELECT count(*) FROM (SELECT 1 FROM {first} LIMIT 1)")
+                    self.db.execute(f"DELETE FROM {first} WHERE key IS NULL")
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -46,8 +53,8 @@ class ScoreCache:
         try:
             yield
         except (sqlite3.Error, OSError) as err:
-            raise InputError(f"--cache-dir {self.path.parent}: cannot use the cache {self.path.name} "
-                             f"({err}); delete it, give another --cache-dir, or run with --no-cache") from None
+            raise InputError(f"{self.where}: cannot use the cache {self.path.name} ({err}); "
+                             f"{self.fix}") from None
 
     @staticmethod
     def keys(namespace: str, sentences: Iterable[str]) -> list[bytes]:
@@ -72,6 +79,28 @@ class ScoreCache:
                 self.db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({','.join('?' * len(rows[0]))})",
                                     rows)
 
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ScoreCache(_SQLiteCache):
+    """SQLite tables ``key -> (float64 [log-probs; dist. mean; dist. std], truncated flag)``
+    and ``key -> float64 vector`` (other per-sentence features, such as EncoderMI's)."""
+
+    TABLES = {TABLE: "scores BLOB, truncated INTEGER", VECTORS: "vector BLOB"}
+
+    def __init__(self, path: str | Path | None):
+        folder = Path(path).parent if path else None
+        super().__init__(path, f"--cache-dir {folder}",
+                         "delete it, give another --cache-dir, or run with --no-cache")
+
     def get(self, keys: list[bytes]) -> dict[bytes, TokenScores]:
         found = {}
         for key, blob, truncated in self._rows(TABLE, "scores, truncated", keys):
@@ -90,12 +119,14 @@ class ScoreCache:
     def put_vectors(self, items: list[tuple[bytes, np.ndarray]]) -> None:
         self._write(VECTORS, [(key, np.asarray(v, dtype=np.float64).tobytes()) for key, v in items])
 
-    def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
 
-    def __enter__(self) -> ScoreCache:
-        return self
+class TextCache(_SQLiteCache):
+    """SQLite table ``key -> list of texts`` (JSON). Holds note text: keep it with the data."""
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    TABLES = {TEXTS: "texts TEXT"}
+
+    def get_texts(self, keys: list[bytes]) -> dict[bytes, list[str]]:
+        return {key: json.loads(texts) for key, texts in self._rows(TEXTS, "texts", keys)}
+
+    def put_texts(self, items: list[tuple[bytes, list[str]]]) -> None:
+        self._write(TEXTS, [(key, json.dumps(texts, ensure_ascii=False)) for key, texts in items])

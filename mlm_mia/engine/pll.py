@@ -70,8 +70,10 @@ def lm_head_of(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
     return None
 
 
-def last_hidden_state(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """The encoder's last hidden states for unpadded, equal-length ``input_ids``.
+def last_hidden_state(model: torch.nn.Module, input_ids: torch.Tensor | None = None,
+                      inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """The encoder's last hidden states for unpadded, equal-length ``input_ids`` (or their
+    word embeddings ``inputs_embeds``, to which the model adds its position embeddings).
 
     BERT-family models are run as embeddings then encoder with no attention mask, which is
     exact here since nothing is padded. Through ``base_model()`` they would build an
@@ -81,8 +83,8 @@ def last_hidden_state(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.
     base = model.base_model
     if isinstance(getattr(base, "embeddings", None), torch.nn.Module) and \
             isinstance(getattr(base, "encoder", None), torch.nn.Module):
-        return base.encoder(base.embeddings(input_ids=input_ids))[0]
-    return base(input_ids=input_ids).last_hidden_state
+        return base.encoder(base.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds))[0]
+    return base(input_ids=input_ids, inputs_embeds=inputs_embeds).last_hidden_state
 
 
 def unscored_ids(tokenizer) -> list[int]:

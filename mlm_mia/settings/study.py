@@ -51,6 +51,8 @@ class StudySettings:
     rmia_offline_a: float = setting(shared="--rmia-offline-a")
     min_k_fraction: float = setting(shared="--min-k-fraction")
     lira_statistic: str = setting("pll", choices=LIRA_STATISTICS)
+    neighbours: int = setting(0, non_negative_int)
+    neighbour_model: Path | None = None
     bootstrap: int = setting(shared="--bootstrap")
     seed: int = setting(shared="--seed")
     exposure_alternatives: int = setting(shared="--exposure-alternatives")
@@ -61,7 +63,7 @@ class StudySettings:
     show_exposed: int = setting(0, non_negative_int)
 
     def __post_init__(self) -> None:
-        for name in ("data_dir", "out_dir", "cache_dir", "target", "shadow_recipe", "shadow_dir"):
+        for name in ("data_dir", "out_dir", "cache_dir", "target", "shadow_recipe", "shadow_dir", "neighbour_model"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "reference", tuple(Path(p) for p in self.reference or ()))
@@ -87,6 +89,8 @@ class StudySettings:
         if self.shadow_index is not None and max(self.shadow_index) >= self.shadow_models:
             raise InputError(f"--shadow-index {max(self.shadow_index)}: there are only --shadow-models "
                              f"{self.shadow_models} (indices 0 to {self.shadow_models - 1})")
+        if self.neighbour_model and not self.neighbours:
+            raise InputError("--neighbour-model makes the neighbours of --neighbours N; give N > 0")
         if self.target is None and not self.demo:
             raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
                              "--reference MODEL_DIR), or --demo")

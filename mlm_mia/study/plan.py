@@ -18,7 +18,8 @@ from ..common.outputs import check_apart, held
 from ..common.stopwatch import Stopwatch
 from ..data import canaries
 from ..data.sets import load_sets, sets_digest
-from ..engine import distributed, models
+from ..engine import distributed, models, neighbours
+from ..engine.cache import TextCache
 from ..engine.scoring import ModelDir, ScoreSettings
 from ..settings.study import StudySettings
 from ..stats import audit, evaluation
@@ -37,7 +38,8 @@ def check_paths(settings: StudySettings) -> None:
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise InputError(f"--data-dir {settings.data_dir}: not a folder")
     given = {"--data-dir": [settings.data_dir], "--target": [settings.target], "--reference": settings.reference,
-             "--shadow-dir": [settings.shadow_dir], "--shadow-recipe": [settings.shadow_recipe]}
+             "--shadow-dir": [settings.shadow_dir], "--shadow-recipe": [settings.shadow_recipe],
+             "--neighbour-model": [settings.neighbour_model]}
     check_apart({"--out-dir": [settings.out_dir, *(settings.out_dir / name for name in OUTPUTS)]},
                 {flag: [p for p in paths or () if p is not None] for flag, paths in given.items()})
 
@@ -75,6 +77,8 @@ class Plan:
     model_dirs: list[ModelDir]  # the target, then the references
     runnable: list[attacks.Attack]
     left_out: dict
+    neighbour_dir: ModelDir | None  # the masked LM that makes the neighbours
+    neighbour_cache: TextCache | None  # None: the neighbourhood attack does not run
 
 
 def plan_study(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwatch,
@@ -114,6 +118,13 @@ def plan_study(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwat
     available |= {"shadows"} if settings.shadow_models else set()
     available |= {"population"} if (sets["set"] == "population").any() else set()
     available |= {"distribution_stats"} if settings.backend == "engine" else set()
+    available |= {"neighbours"} if settings.neighbours else set()
+    available |= {"neighbour_model"} if settings.neighbour_model else set()
+    neighbour_dir = (ModelDir(settings.neighbour_model, "--neighbour-model", "neighbour_model", engine, watch)
+                     if settings.neighbour_model else next(iter(model_dirs[1:]), None))
     runnable, left_out = attacks.plan(available)
+    neighbour_cache = None
+    if any(a.name == "ne" for a in runnable):  # in the data folder: the neighbours are note text
+        neighbour_cache = holds.enter_context(neighbours.cache_for(settings.data_dir, settings.no_cache))
     return Plan(sets, sets_sha256, planted, n_alternatives, alternatives, engine, references, model_dirs,
-                runnable, left_out)
+                runnable, left_out, neighbour_dir, neighbour_cache)

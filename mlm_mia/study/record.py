@@ -8,7 +8,8 @@ import logging
 import numpy as np
 
 from .. import attacks
-from ..attacks import lira, rmia
+from ..attacks import lira, neighbourhood, rmia
+from ..engine import neighbours
 from ..common import columns
 from ..settings.choices import LIRA_STATISTICS
 from ..settings.study import StudySettings
@@ -80,4 +81,6 @@ def run_record(settings: StudySettings, plan, scored, shadows: list, inputs: att
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in plan.references},
         "exposure_alternatives": plan.n_alternatives if plan.planted else None,
         "validity_tests": validity_tests,
+        "neighbours": (neighbours.record(plan.neighbour_dir, settings.neighbours, scored.features[neighbourhood.PLL])
+                       if plan.neighbour_cache is not None else None),
     }

@@ -14,7 +14,8 @@ from .. import attacks
 from ..common import columns
 from ..common.outputs import locked_output_dir
 from ..common.stopwatch import Stopwatch
-from ..engine import distributed
+from ..attacks import neighbourhood
+from ..engine import distributed, neighbours
 from ..engine.cache import ScoreCache
 from ..settings.study import StudySettings
 from ..stats import evaluation, validity
@@ -102,6 +103,12 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
         halves[columns.shadow_name(s.index)] = (s.index, s.patients)
     scored = score_models(plan.model_dirs, plan.sets, halves, attacks.probe_requests(plan.runnable), plan.engine,
                           cache, settings, ranks, plan.alternatives)
+    if plan.neighbour_cache is not None:
+        with watch.stage("neighbours"):
+            neighbour_values = neighbours.neighbour_plls(
+                plan.neighbour_dir, plan.model_dirs[0], plan.sets["text"].tolist(), settings.neighbours,
+                settings.seed, plan.engine, cache, plan.neighbour_cache, ranks)
+        scored.features |= dict(zip((neighbourhood.PLL, neighbourhood.N_TOKENS), neighbour_values))
     if not ranks.main:
         return Results()
     with watch.stage("attacks"):
