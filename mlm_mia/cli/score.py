@@ -5,7 +5,6 @@ models' libraries load only when the study runs, so ``--help`` is quick."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from ..common.outputs import check_apart
 from ..settings.study import StudySettings
 from .common import Parser, add_setting, config_argv, settings_from
 
-log = logging.getLogger(__name__)
 
 DESCRIPTION = (
     "Membership inference on a masked LM: scores the sentence sets written by "
@@ -130,5 +128,4 @@ def main(argv: list[str] | None = None) -> int:
         print(tables.tables(results.metrics), end="")
         if results.left_out:
             print("\n" + attacks.left_out_message(results.left_out))
-        log.info("Seconds: %s", results.seconds)
     return 0

@@ -132,4 +132,5 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
     with watch.stage("writing"):
         exposed = most_exposed(table, plan.sets, metrics, settings.show_exposed) if settings.show_exposed else None
         write_outputs(settings, table, metrics, record, patients, exposed, watch)
+    log.info("Seconds: %s", watch.summary())
     return Results(metrics, table, patients, record, plan.left_out, settings.out_dir, watch.summary())
