@@ -12,7 +12,6 @@ from ..common.outputs import check_apart
 from ..settings.study import StudySettings
 from .common import Parser, add_setting, config_argv, settings_from
 
-
 DESCRIPTION = (
     "Membership inference on a masked LM: scores the sentence sets written by "
     "prepare_data_MIA.py under the target (and reference, shadow) models, runs every attack "
