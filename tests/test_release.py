@@ -214,6 +214,9 @@ def test_no_output_holds_a_sentence_a_canary_or_a_secret(audited):
     assert html.index("1. Validity") < html.index("2. Sentence and patient level") < html.index("Planted canaries")
     results = json.loads((audited["out"] / "metrics.json").read_text())
     assert results["canaries"]["canaries"] == 8 and set(results["canaries"]["by_attack"]["loss"]) == {"all", "1", "4"}
+    fdp = results["canaries"]["by_attack"]["loss"]["all"]["fdp"]  # beside Steinke et al.'s, its assumption stated
+    assert fdp["epsilon"] is None and fdp["mu"] >= 0 and "Gaussian DP" in results["canaries"]["fdp_assumption"]
+    assert "Mahloujifar" in html and "Gaussian DP" in html
     assert {"validity", "patient_tests", "members_vs_non_members"} <= set(results)
 
 

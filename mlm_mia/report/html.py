@@ -10,6 +10,7 @@ import html
 import pandas as pd
 
 from . import figures
+from .tables import canary_cell, ceiling_cell
 from ..stats.evaluation import (CANARIES, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
     VALIDITY, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
@@ -167,10 +168,8 @@ def shadows_section(shadows: dict) -> str:
 
 def canaries_section(report: dict) -> str:
     groups = list(next(iter(report["by_attack"].values())))
-    rows = [[attack] + [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"
-                        for v in by_group.values()] for attack, by_group in report["by_attack"].items()]
-    rows.append(["most provable with these canaries (every guess right)"] + [
-        f"epsilon {v:.2f}" for v in report["epsilon_ceiling"].values()])
+    rows = [[attack] + [canary_cell(v) for v in by_group.values()] for attack, by_group in report["by_attack"].items()]
+    rows.append(["most provable with these canaries (every guess right)"] + [ceiling_cell(report, g) for g in groups])
     if report["exposure_bits"]:
         rows.append(["exposure, included / left out (bits)"] + [
             f"{'-' if v['included'] is None else format(v['included'], '.1f')} / "
@@ -183,10 +182,17 @@ def canaries_section(report: dict) -> str:
         "the attack's AUC of included against left-out canaries / the lower bound on the epsilon of "
         f"(epsilon, {report['delta']:g})-differential privacy that the training cannot have had, at "
         f"{100 * report['confidence']:.0f}% confidence (Steinke, Nasr &amp; Jagielski 2023; guesses on a grid "
-        "fixed in advance, paid for by a union bound). Each cell holds for its own attack and group; the "
+        "fixed in advance, paid for by a union bound) / the same from the same guesses by the f-DP audit "
+        "(Mahloujifar, Melis &amp; Chaudhuri 2024): the largest mu of mu-Gaussian DP the guesses reject, "
+        "as its epsilon at that delta"
+        + (" (shown as mu: at delta 0, mu-Gaussian DP has no finite epsilon)" if report["delta"] == 0 else "")
+        + ". The f-DP bound is usually the higher but holds only if the training's trade-off curve is Gaussian DP, as "
+        "DP-SGD's is under the usual analysis; Steinke et al.'s needs no such assumption. "
+        "Each cell holds for its own attack and group; the "
         "largest of them does not. A canary repeated k times is k records: its column bounds the "
         "privacy loss of a group of k records (group privacy), not of one (under (epsilon, 0)-DP one "
-        "record's epsilon is at least the bound / k; &quot;all&quot; mixes groups of every size). "
+        "record's epsilon is at least the bound / k, and under mu-Gaussian DP one record's mu at least mu / k; "
+        "&quot;all&quot; mixes groups of every size). "
         "A bound at the ceiling row is limited by the number of canaries, "
         "not by the model: plant more to prove more. Exposure: the secret's rank among alternative secrets by the target's "
         "likelihood, in bits (Carlini et al. 2019).</p>",

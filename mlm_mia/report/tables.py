@@ -88,25 +88,42 @@ def patient_tests_text(tests: dict) -> str:
     return "\n".join(lines)
 
 
+def fdp_text(bound: dict) -> str:
+    """The f-DP bound as epsilon, or as mu where delta is 0 (mu-GDP has no finite epsilon there)."""
+    return f"mu {bound['mu']:.2f}" if bound["epsilon"] is None else f"{bound['epsilon']:.2f}"
+
+
+def canary_cell(group: dict) -> str:
+    """AUC / Steinke et al.'s epsilon bound / the f-DP bound, for one attack and group."""
+    auc = "-" if group["auc"] is None else f"{group['auc']:.2f}"
+    return f"{auc} / {group['epsilon']['epsilon']:.2f} / {fdp_text(group['fdp'])}"
+
+
+def ceiling_cell(report: dict, group: str) -> str:
+    """The most the canaries of ``group`` can prove, Steinke et al.'s / f-DP."""
+    return f"eps {report['epsilon_ceiling'][group]:.2f} / {fdp_text(report['fdp_ceiling'][group])}"
+
+
 def canaries_text(report: dict) -> str:
-    """The canary audit: per attack and repeat group, the canaries' AUC and the one-run
-    lower bound on epsilon; the exposure of the secrets by repeat group."""
+    """The canary audit: per attack and repeat group, the canaries' AUC, the one-run
+    lower bound on epsilon and the f-DP bound; the exposure of the secrets by repeat group."""
     groups = list(next(iter(report["by_attack"].values())))
-    lines = [f"canaries: {report['canaries']} planted, {report['included']} included; epsilon lower bound "
+    lines = [f"canaries: {report['canaries']} planted, {report['included']} included; epsilon lower bounds "
              f"at {100 * report['confidence']:.0f}% confidence (delta {report['delta']:g}), each cell valid "
-             "for its own attack and group (Steinke et al. 2023); columns: times repeated",
+             "for its own attack and group (Steinke et al. 2023 / f-DP); columns: times repeated",
+             f"  {report['fdp_assumption']}"
+             + ("; at delta 0 it is shown as mu (mu-GDP has no finite epsilon at delta 0)" if report["delta"] == 0
+                else ""),
              "  a canary repeated k times is k records: its column bounds the epsilon of a group of k "
-             "(group privacy), not of one record (under (epsilon, 0)-DP one record's is at least bound / k)",
-             f"  {'AUC / epsilon >=':<24}" + "".join(f" {g:>14}" for g in groups)]
+             "(group privacy), not of one record (under (epsilon, 0)-DP one record's is at least bound / k; "
+             "under mu-GDP one record's mu is at least mu / k)",
+             f"  {'AUC / eps >= / f-DP':<24}" + "".join(f" {g:>21}" for g in groups)]
     for attack, by_group in report["by_attack"].items():
-        cells = [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"
-                 for v in by_group.values()]
-        lines.append(f"  {attack:<24}" + "".join(f" {c:>14}" for c in cells))
-    lines.append(f"  {'most provable (ceiling)':<24}" + "".join(
-        f" {'eps ' + format(v, '.2f'):>14}" for v in report["epsilon_ceiling"].values()))
+        lines.append(f"  {attack:<24}" + "".join(f" {canary_cell(v):>21}" for v in by_group.values()))
+    lines.append(f"  {'most provable (ceiling)':<24}" + "".join(f" {ceiling_cell(report, g):>21}" for g in groups))
     if report["exposure_bits"]:
         cells = [f"{_bits(v['included'])} / {_bits(v['left_out'])}" for v in report["exposure_bits"].values()]
-        lines.append(f"  {'exposure in / out (bits)':<24}" + "".join(f" {c:>14}" for c in cells))
+        lines.append(f"  {'exposure in / out (bits)':<24}" + "".join(f" {c:>21}" for c in cells))
     return "\n".join(lines)
 
 

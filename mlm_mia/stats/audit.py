@@ -10,6 +10,9 @@
   every epsilon for which that is below ``beta`` is rejected with confidence 1 - beta.
   The guesses are fixed in advance on a small grid of ``(k+, k-)``, the grid paid for by
   a union bound (each tried at ``beta / |grid|``): the reported bound stays valid.
+- **The f-DP bound** (Mahloujifar, Melis & Chaudhuri 2024, ``fdp_audit.py``) from the same
+  guesses, on the same grid and union bound: tighter, but valid only if the training is
+  Gaussian DP.
 - **Exposure** (Carlini et al. 2019, "The secret sharer"): the rank of the canary's true
   secret among alternative secrets by the target's PLL of the whole sentence;
   ``log2 |R| - log2 rank``, estimated from a seeded sample of alternatives as
@@ -20,12 +23,14 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from ..common import columns
 from ..attacks import is_blind
+from . import fdp_audit
 
 CONFIDENCE = 0.95
 # guesses as fractions of the canaries: k+ and k- each (the grid, fixed in advance)
@@ -83,23 +88,45 @@ def guess_grid(m: int) -> list[tuple[int, int]]:
     return [(k, k) for k in sizes]
 
 
-def one_run_bound(scores: np.ndarray, included: np.ndarray, delta: float = 0.0,
-                  confidence: float = CONFIDENCE) -> dict:
-    """The best epsilon lower bound over :func:`guess_grid`, each pair at ``beta / |grid|``
-    (a union bound), with the guesses that gave it."""
+def _best_guesses(scores: np.ndarray, included: np.ndarray, bound: Callable[[int, int, int, float], float],
+                  confidence: float) -> dict:
+    """The largest ``bound(m, guesses, correct, beta)`` over :func:`guess_grid`, each pair
+    at ``beta / |grid|`` (a union bound), with the guesses that gave it."""
     m = len(scores)
     order = np.argsort(-np.asarray(scores, dtype=float), kind="mergesort")
     grid = guess_grid(m)
     beta = (1 - confidence) / max(1, len(grid))
-    best = {"epsilon": 0.0, "k_plus": None, "k_minus": None, "guesses": 0, "correct": 0}
+    best = {"value": 0.0, "k_plus": None, "k_minus": None, "guesses": 0, "correct": 0}
     for k_plus, k_minus in grid:
         top, bottom = order[:k_plus], order[m - k_minus:]
         correct = int(included[top].sum() + (~included[bottom]).sum())
-        bound = epsilon_lower_bound(m, k_plus + k_minus, correct, delta, beta)
-        if bound > best["epsilon"]:
-            best = {"epsilon": bound, "k_plus": k_plus, "k_minus": k_minus,
+        value = bound(m, k_plus + k_minus, correct, beta)
+        if value > best["value"]:
+            best = {"value": value, "k_plus": k_plus, "k_minus": k_minus,
                     "guesses": k_plus + k_minus, "correct": correct}
-    return best | {"canaries": m, "delta": delta, "confidence": confidence, "grid": grid}
+    return best | {"canaries": m, "confidence": confidence, "grid": grid}
+
+
+def one_run_bound(scores: np.ndarray, included: np.ndarray, delta: float = 0.0,
+                  confidence: float = CONFIDENCE) -> dict:
+    """Steinke et al.'s best epsilon lower bound over the grid, with the guesses that gave it."""
+    best = _best_guesses(scores, included, lambda m, r, v, beta: epsilon_lower_bound(m, r, v, delta, beta),
+                         confidence)
+    return {"epsilon": best.pop("value")} | best | {"delta": delta}
+
+
+def fdp_bound(scores: np.ndarray, included: np.ndarray, delta: float = 0.0, confidence: float = CONFIDENCE) -> dict:
+    """The f-DP bound from the same grid of guesses: the largest mu of Gaussian DP rejected
+    and its epsilon at ``delta`` (None at delta 0, where mu-GDP has no finite epsilon)."""
+    best = _best_guesses(scores, included, fdp_audit.mu_lower_bound, confidence)
+    mu = best.pop("value")
+    epsilon = fdp_audit.gdp_epsilon(mu, delta) if delta > 0 else None
+    return {"mu": mu, "epsilon": epsilon} | best | {"delta": delta}
+
+
+def _perfect(included: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of a perfect attack on these canaries, and their coins."""
+    return np.asarray(included, dtype=float), np.asarray(included, dtype=bool)
 
 
 def bound_ceiling(included: np.ndarray, delta: float = 0.0, confidence: float = CONFIDENCE) -> float:
@@ -107,8 +134,13 @@ def bound_ceiling(included: np.ndarray, delta: float = 0.0, confidence: float = 
     perfect attack (every guess of the grid right, as many as there are included and
     left-out canaries). A bound at its ceiling is limited by the number of canaries, not
     by the model."""
-    return one_run_bound(np.asarray(included, dtype=float), np.asarray(included, dtype=bool), delta,
-                         confidence)["epsilon"]
+    return one_run_bound(*_perfect(included), delta, confidence)["epsilon"]
+
+
+def fdp_ceiling(included: np.ndarray, delta: float = 0.0, confidence: float = CONFIDENCE) -> dict:
+    """The largest mu and epsilon :func:`fdp_bound` could give these canaries."""
+    bound = fdp_bound(*_perfect(included), delta, confidence)
+    return {"mu": bound["mu"], "epsilon": bound["epsilon"]}
 
 
 def exposure_bits(true_pll: float, alternative_plls: np.ndarray) -> float:
@@ -120,8 +152,9 @@ def exposure_bits(true_pll: float, alternative_plls: np.ndarray) -> float:
 
 def canary_report(table: pd.DataFrame, delta: float = 0.0) -> dict | None:
     """Per attack and per repeat group (and all canaries together): the AUC of included
-    against left-out canaries and the one-run epsilon lower bound; per repeat group, the
-    mean exposure of the included and of the left-out canaries' secrets."""
+    against left-out canaries, Steinke et al.'s one-run epsilon lower bound and the f-DP
+    bound; per repeat group, the mean exposure of the included and of the left-out
+    canaries' secrets."""
     from . import metrics
 
     rows = table[table["set"] == SET]
@@ -135,7 +168,8 @@ def canary_report(table: pd.DataFrame, delta: float = 0.0) -> dict | None:
         scores = rows[columns.score(attack)].to_numpy(float)
         by_attack[attack] = {
             name: {"auc": metrics.auc(included[mask], scores[mask]) if 0 < included[mask].sum() < mask.sum() else None,
-                   "epsilon": one_run_bound(scores[mask], included[mask], delta)}
+                   "epsilon": one_run_bound(scores[mask], included[mask], delta),
+                   "fdp": fdp_bound(scores[mask], included[mask], delta)}
             for name, mask in groups.items()}
     exposure = None
     if EXPOSURE in rows.columns:
@@ -145,4 +179,6 @@ def canary_report(table: pd.DataFrame, delta: float = 0.0) -> dict | None:
                     for name, mask in groups.items()}
     return {"canaries": int(len(rows)), "included": int(included.sum()), "delta": delta,
             "confidence": CONFIDENCE, "by_attack": by_attack, "exposure_bits": exposure,
-            "epsilon_ceiling": {name: bound_ceiling(included[mask], delta) for name, mask in groups.items()}}
+            "epsilon_ceiling": {name: bound_ceiling(included[mask], delta) for name, mask in groups.items()},
+            "fdp_ceiling": {name: fdp_ceiling(included[mask], delta) for name, mask in groups.items()},
+            "fdp_assumption": fdp_audit.ASSUMPTION}
