@@ -81,6 +81,7 @@ def run_record(settings: StudySettings, plan, scored, shadows: list, inputs: att
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in plan.references},
         "exposure_alternatives": plan.n_alternatives if plan.planted else None,
         "validity_tests": validity_tests,
-        "neighbours": (neighbours.record(plan.neighbour_dir, settings.neighbours, scored.features[neighbourhood.PLL])
+        "neighbours": (neighbours.record(plan.neighbour_dir, settings.neighbours,
+                                         scored.features[neighbourhood.PLL])
                        if plan.neighbour_cache is not None else None),
     }

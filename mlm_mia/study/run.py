@@ -125,7 +125,8 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
         text_only, validity_tests = validity.text_only(plan.sets, evaluation.COMPARISONS, settings.seed)
         for name, values in text_only.items():
             table[name] = values
-    record = run_record(settings, plan, scored, shadows, inputs, validity_tests, ranks.world) | {"settings": identity}
+    record = run_record(settings, plan, scored, shadows, inputs, validity_tests, ranks.world)
+    record["settings"] = identity
     with watch.stage("statistics"):
         metrics, patients = evaluation.compare(table, n_boot=settings.bootstrap, seed=settings.seed,
                                                audit_delta=settings.audit_delta, validity_tests=validity_tests)

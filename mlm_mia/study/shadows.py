@@ -36,9 +36,9 @@ def shadow_models(settings: StudySettings, ranks: distributed.Ranks, target: Mod
     ``--shadows-ready``, which names the missing ones instead. Each is held locked in
     ``holds`` while the run trains or uses it."""
     recipe = shadow_recipe(settings)
-    planned = shadow.plan(settings.data_dir, settings.shadow_models, target.path, shadow.architecture_key(target.path),
-                          recipe, settings.shadow_init, settings.shadows_folder,
-                          settings.shadow_seed)
+    planned = shadow.plan(settings.data_dir, settings.shadow_models, target.path,
+                          shadow.architecture_key(target.path), recipe, settings.shadow_init,
+                          settings.shadows_folder, settings.shadow_seed)
     wanted = [s for s in planned if settings.shadow_index is None or s.index in settings.shadow_index]
     # under torchrun each rank's child trains (and locks) its share; the rank locks them after
     children = ranks.world > 1 and settings.shadow_index is None
@@ -57,7 +57,8 @@ def shadow_models(settings: StudySettings, ranks: distributed.Ranks, target: Mod
             shadow.claim(planned, holds, train=False, replace=False)
         else:
             for planned_shadow in missing:
-                shadow.train(planned_shadow, settings.shadow_init, target.path, target.tokenizer, recipe, settings.device)
+                shadow.train(planned_shadow, settings.shadow_init, target.path, target.tokenizer, recipe,
+                             settings.device)
     return planned
 
 
