@@ -461,7 +461,7 @@ def test_a_rerun_with_no_plot_leaves_no_older_plot(tiny, tmp_path):
     assert (out / "roc.png").exists()
     assert score.main(["--target", str(tiny["model"]), "--reference", str(tiny["model"]), "--data-dir",
                        str(tiny["data"]), "--out-dir", str(out), "--no-cache", "--no-plot",
-                       "--bootstrap", "0"]) == 0
+                       "--bootstrap", "0", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "patients.csv", "scores.csv", "settings.json"]
 
 
@@ -497,7 +497,7 @@ def test_a_run_killed_while_writing_leaves_the_old_outputs_and_the_next_run_clea
     shutil.copytree(tiny["results"], out)
     before = snapshot(out)
     argv = ["--target", str(tiny["model"]), "--reference", str(tiny["model"]), "--data-dir", str(tiny["data"]),
-            "--out-dir", str(out), "--no-cache", "--bootstrap", "7"]
+            "--out-dir", str(out), "--no-cache", "--bootstrap", "7", "--overwrite"]
     result = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING.format(root=str(ROOT), argv=argv)],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == -signal.SIGKILL

@@ -64,7 +64,7 @@ def _run(settings: StudySettings, ranks: distributed.Ranks) -> Results:
     identity = settings.identity()  # as given: the demo's models are its own
     with out, ScoreCache(None if settings.no_cache else settings.cache_dir / "pll.sqlite") as cache, \
             contextlib.ExitStack() as holds:
-        if writes:
+        if writes and settings.demo:  # before the demo trains its models
             check_not_another_run(settings, identity)
         if settings.demo:
             settings = _demo_models(settings, ranks)
@@ -92,6 +92,8 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
     watch = Stopwatch()
     with watch.stage("checks"):
         plan = plan_study(settings, ranks, watch, holds)
+        if ranks.main and settings.shadow_index is None:  # after the inputs' own checks, before any work
+            check_not_another_run(settings, identity)
     shadows = shadow_models(settings, ranks, plan.model_dirs[0], watch, holds) if settings.shadow_models else []
     if settings.shadow_index is not None:
         log.info("Shadow models %s are trained; a run without --shadow-index scores with them",
