@@ -457,3 +457,17 @@ def test_settings_pass_the_flags_checks_however_given():
             StudySettings(**{"demo": True, **changes})
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.seed = 4
+
+
+def test_a_run_replaces_only_its_own_results_unless_told(study, scored, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(scored, out)
+    before = (out / "metrics.json").read_bytes()
+    run_score(study, out)  # the same settings: a rerun refreshes its own results
+    assert (out / "metrics.json").read_bytes() == before
+    with pytest.raises(InputError, match=r"holds the results of another run \(--bootstrap differ\); give "
+                                         "another --out-dir, or --overwrite"):
+        run_score(study, out, "--bootstrap", "50")
+    assert (out / "metrics.json").read_bytes() == before
+    run_score(study, out, "--bootstrap", "50", "--overwrite")
+    assert json.loads((out / "settings.json").read_text())["bootstrap"] == 50
