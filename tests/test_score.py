@@ -460,6 +460,8 @@ def test_settings_pass_the_flags_checks_however_given():
 
 
 def test_a_run_replaces_only_its_own_results_unless_told(study, scored, tmp_path):
+    import shutil
+
     out = tmp_path / "results"
     shutil.copytree(scored, out)
     before = (out / "metrics.json").read_bytes()
