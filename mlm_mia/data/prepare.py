@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from . import canaries, csv_notes, sampling, split, synthetic
+from . import canaries, canary_patients, csv_notes, sampling, split, synthetic
 from ..settings.flags import Parser, add_flag, bounded, non_negative_int, positive_int
 from ..common.errors import InputError
 from ..common.digests import file_sha256
@@ -36,7 +36,8 @@ SYNTHETIC_TRAIN_FRACTION = 0.4
 MANIFEST = "manifest.json"
 # what a run writes; the canary files too, so that a run that replaces canaries by none
 # (--replace-canaries) leaves no older ones
-OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST, canaries.FILE, canaries.NOTES_FILE)
+OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST, canaries.FILE, canaries.NOTES_FILE,
+                                                            canary_patients.FILE, canary_patients.NOTES_FILE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,11 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--canary-repeats", type=canaries.parse_repeats, default=(1, 2, 4, 8),
                        metavar="R1,R2,...", help="how many times an included canary is repeated "
                        "in the training data; the canaries are spread evenly over these (1,2,4,8)")
+    add_flag(audit, "--canary-patients", help="write M fictional canary patients (canary_patients.jsonl), "
+             "each with 2 to 8 notes carrying the patient's secret record number, each patient "
+             "included or left out as a whole by a seeded coin, and the included patients' notes "
+             "to add to the training data (canary_patient_notes.csv.gz): the audit then bounds "
+             "patient-level privacy (0: none)")
     add_flag(audit, "--canary-digits")
     audit.add_argument("--replace-canaries", action="store_true", help="the out-dir holds "
-                       "canaries.jsonl: draw new canaries as --canaries says (0: none) and drop "
-                       "those. Without it, a run keeps them when --canaries, --canary-repeats "
-                       "and --canary-digits are theirs, and stops otherwise")
+                       "canaries.jsonl or canary_patients.jsonl: draw new ones as --canaries and "
+                       "--canary-patients say (0: none) and drop those. Without it, a run keeps "
+                       "them when --canaries, --canary-repeats, --canary-patients and "
+                       "--canary-digits are theirs, and stops otherwise")
     parser.add_argument("--workers", type=positive_int, default=len(os.sched_getaffinity(0)),
                         help="processes that split the notes into sentences (default: every "
                         "CPU this process may use); the outputs are the same for any number")
@@ -232,12 +239,14 @@ def prepare(args: argparse.Namespace) -> dict:
                          f"{args.n_patients}: every patient of a set gives at least one sentence")
     if args.canaries:
         canaries.check_space(args.canaries, args.canary_digits)
+    if args.canary_patients:
+        canary_patients.check_space(args.canary_patients, args.canary_digits, args.canaries)
     if args.population_patients is not None and args.population < args.population_patients:
         raise InputError(f"--population {args.population} is fewer than --population-patients "
                          f"{args.population_patients}: every patient gives at least one sentence")
     _check_apart(args)
     with locked_output_dir(args.out_dir, "--out-dir"):
-        kept = kept_canaries(args)
+        kept = {canaries.KEY: kept_canaries(args), canary_patients.KEY: kept_canary_patients(args)}
         if not args.split:
             return _prepare(args, None, kept)
         split_dir = _split_dir(args)
@@ -268,35 +277,52 @@ def kept_canaries(args: argparse.Namespace) -> dict | None:
     notes and their manifest record), or None (there are none, or --replace-canaries).
     They are the only record of which canaries the target was trained with: a run that
     would drop them or draw others stops, naming the file."""
-    path = args.out_dir / canaries.FILE
+    return _kept(args, canaries, {"n": args.canaries, "repeats": list(args.canary_repeats),
+                                  "digits": args.canary_digits},
+                 lambda theirs: f"--canaries {theirs['n']} --canary-repeats "
+                 f"{','.join(map(str, theirs['repeats']))} --canary-digits {theirs['digits']}")
+
+
+def kept_canary_patients(args: argparse.Namespace) -> dict | None:
+    """The out-dir's canary patients, kept as :func:`kept_canaries` keeps the canaries."""
+    return _kept(args, canary_patients, {"n": args.canary_patients, "digits": args.canary_digits},
+                 lambda theirs: f"--canary-patients {theirs['n']} --canary-digits {theirs['digits']}")
+
+
+def _kept(args: argparse.Namespace, kind, asked: dict, flags_of) -> dict | None:
+    """The out-dir's planted ``kind`` (:mod:`.canaries` or :mod:`.canary_patients`) when
+    the flags ``asked`` are those recorded with them (``flags_of(recorded)`` names those);
+    None when there are none or with --replace-canaries."""
+    path = args.out_dir / kind.FILE
     if not path.exists() or args.replace_canaries:
         return None
     manifest = args.out_dir / MANIFEST
     try:
-        record = (json.loads(manifest.read_text(encoding="utf-8")).get("canaries") or {}) if manifest.is_file() else {}
+        record = (json.loads(manifest.read_text(encoding="utf-8")).get(kind.KEY) or {}) if manifest.is_file() else {}
     except (ValueError, AttributeError):  # not JSON (cut short, edited), or not a mapping
-        raise InputError(f"{manifest}: not a manifest prepare_data_MIA.py wrote, so the canaries in "
+        raise InputError(f"{manifest}: not a manifest prepare_data_MIA.py wrote, so the {kind.WHAT} in "
                          f"{path} cannot be checked; restore it, or give --replace-canaries to draw "
                          "new ones") from None
-    asked = {"n": args.canaries, "repeats": list(args.canary_repeats), "digits": args.canary_digits}
     theirs = {key: record.get(key) for key in asked}
     if asked != theirs or record.get("sha256") != file_sha256(path):
-        flags = (f"--canaries {theirs['n']} --canary-repeats {','.join(map(str, theirs['repeats']))} "
-                 f"--canary-digits {theirs['digits']}" if record else "the flags that planted them")
-        raise InputError(f"{path}: this run would drop or replace the planted canaries (the only record "
+        flags = flags_of(theirs) if record else "the flags that planted them"
+        raise InputError(f"{path}: this run would drop or replace the planted {kind.WHAT} (the only record "
                          f"of which went into training); give {flags} to keep them, or pass "
                          "--replace-canaries")
-    notes = args.out_dir / canaries.NOTES_FILE
+    notes = args.out_dir / kind.NOTES_FILE
     return {"record": record, "text": path.read_bytes(),
             "notes": notes.read_bytes() if notes.is_file() else None}
 
 
-def _prepare(args: argparse.Namespace, split_stage: Path | None, kept: dict | None) -> dict:
+def _prepare(args: argparse.Namespace, split_stage: Path | None, kept: dict[str, dict | None]) -> dict:
     with Workers(args.workers) as workers:
         return _sample(args, split_stage, workers, kept)
 
 
-def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers, kept: dict | None) -> dict:
+def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers,
+            kept: dict[str, dict | None]) -> dict:
+    """Draw the sets and plant the canaries and canary patients (those not ``kept``, keyed
+    by their manifest key), and write them all."""
     read = _resolve_inputs(args, split_stage)
     # what the manifest records: the split halves where they will be, not where they are read
     recorded = (lambda path: path) if split_stage is None else (
@@ -373,48 +399,75 @@ def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers
                     for flag, key in (("train_notes", "train"), ("heldout_notes", "heldout"), ("n2c2", "n2c2"))},
         "training_text_sentences": int(training_hashes.size),
     }
-    planted = None if kept else _plant_canaries(args, train, [training_hashes, heldout_scan.hashes] + (
+    planted = _plant(args, train, [training_hashes, heldout_scan.hashes] + (
         [external_scan.hashes] if external is not None else []), sets,
-        train_scan.patients | heldout_scan.patients)
-    if planted or kept:
-        manifest["canaries"] = kept["record"] if kept else planted[2]
+        train_scan.patients | heldout_scan.patients, kept)
+    for kind in (canaries, canary_patients):
+        if kept[kind.KEY] or planted[kind.KEY]:
+            manifest[kind.KEY] = kept[kind.KEY]["record"] if kept[kind.KEY] else planted[kind.KEY][2]
     with staging_dir(args.out_dir, OUTPUTS) as stage:
         for name, records in sets.items():
             (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
-        if kept:  # as they were, byte for byte
-            (stage / canaries.FILE).write_bytes(kept["text"])
-            if kept["notes"] is not None:
-                (stage / canaries.NOTES_FILE).write_bytes(kept["notes"])
-        elif planted:
-            (stage / canaries.FILE).write_text(planted[0], encoding="utf-8")
-            canaries.write_notes(stage / canaries.NOTES_FILE, planted[1], planted[2]["notes_format"])
+        for kind in (canaries, canary_patients):
+            if kept[kind.KEY]:  # as they were, byte for byte
+                (stage / kind.FILE).write_bytes(kept[kind.KEY]["text"])
+                if kept[kind.KEY]["notes"] is not None:
+                    (stage / kind.NOTES_FILE).write_bytes(kept[kind.KEY]["notes"])
+            elif planted[kind.KEY]:
+                text, made, record = planted[kind.KEY]
+                (stage / kind.FILE).write_text(text, encoding="utf-8")
+                kind.write_notes(stage / kind.NOTES_FILE, made, record["notes_format"])
         (stage / MANIFEST).write_text(json_text(manifest), encoding="utf-8")
     log.info("Wrote %s to %s", ", ".join(f"{n}.jsonl" for n in sets), args.out_dir)
     return manifest
 
 
-def _plant_canaries(args: argparse.Namespace, train: Source, corpus_hashes: list[np.ndarray],
-                    sets: dict[str, list[dict]], patients: set[str]) -> tuple[str, list[dict], dict] | None:
-    """``canaries.jsonl``'s text, the canaries, and the manifest's record of them: texts in
-    no note of the corpus and no set, patients apart from the corpus's."""
-    if not args.canaries:
-        return None
+def _plant(args: argparse.Namespace, train: Source, corpus_hashes: list[np.ndarray],
+           sets: dict[str, list[dict]], patients: set[str], kept: dict[str, dict | None]
+           ) -> dict[str, tuple[str, list[dict], dict] | None]:
+    """Per manifest key, the planted canaries or canary patients not ``kept``: their file's
+    text, the records, and the manifest's record of them. Texts in no note of the corpus
+    and no set, patients apart from the corpus's, no secret of one kind in the other."""
+    planted: dict[str, tuple[str, list[dict], dict] | None] = {canaries.KEY: None, canary_patients.KEY: None}
+    if not (args.canaries and not kept[canaries.KEY] or args.canary_patients and not kept[canary_patients.KEY]):
+        return planted
     in_sets = {r["text"] for records in sets.values() for r in records}
     corpus = _Texts(np.unique(np.concatenate(corpus_hashes)))
-    planted = canaries.make(args.canaries, args.canary_repeats, args.seed,
-                            lambda text: text in in_sets or text in corpus, args.canary_digits)
-    clash = sorted({c["patient_id"] for c in planted} & patients)
-    if clash:
-        raise InputError(f"--canaries: the canary patient id {clash[0]} is a patient of the corpus")
-    text = jsonl_text(planted)
+    avoid = lambda text: text in in_sets or text in corpus  # noqa: E731
     fmt = csv_notes.detect_format(train.paths[0])
-    record = {"n": len(planted), "repeats": list(args.canary_repeats), "digits": args.canary_digits,
-              "included": sum(c["included"] for c in planted),
-              "notes": sum(c["repeats"] for c in planted if c["included"]), "notes_format": fmt,
-              "file": canaries.FILE, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
-    log.info("Planted %d canaries (%d included, %d notes to add to the training data: %s)",
-             record["n"], record["included"], record["notes"], canaries.NOTES_FILE)
-    return text, planted, record
+    secrets = {kind.KEY: [json.loads(line)["secret"] for line in kept[kind.KEY]["text"].decode("utf-8").splitlines()]
+               for kind in (canaries, canary_patients) if kept[kind.KEY]}
+    if args.canaries and not kept[canaries.KEY]:
+        made = canaries.make(args.canaries, args.canary_repeats, args.seed, avoid, args.canary_digits,
+                             secrets.get(canary_patients.KEY, ()))
+        planted[canaries.KEY] = _record(canaries, made, patients, fmt, {
+            "n": len(made), "repeats": list(args.canary_repeats), "digits": args.canary_digits,
+            "included": sum(c["included"] for c in made),
+            "notes": sum(c["repeats"] for c in made if c["included"])})
+        secrets[canaries.KEY] = [c["secret"] for c in made]
+    if args.canary_patients and not kept[canary_patients.KEY]:
+        made = canary_patients.make(args.canary_patients, args.seed, avoid, args.canary_digits,
+                                    secrets.get(canaries.KEY, ()))
+        planted[canary_patients.KEY] = _record(canary_patients, made, patients, fmt, {
+            "n": len(made), "digits": args.canary_digits,
+            "notes_per_patient": list(canary_patients.NOTES_PER_PATIENT),
+            "included": sum(p["included"] for p in made),
+            "notes": sum(len(p["notes"]) for p in made if p["included"])})
+    return planted
+
+
+def _record(kind, made: list[dict], patients: set[str], fmt: str, counts: dict) -> tuple[str, list[dict], dict]:
+    """``kind``'s file text, ``made``, and the manifest's record (``counts``, the format of
+    the notes, the file's SHA-256); stops when a patient id is one of the corpus's."""
+    clash = sorted({m["patient_id"] for m in made} & patients)
+    if clash:
+        raise InputError(f"{kind.FLAG}: the canary patient id {clash[0]} is a patient of the corpus")
+    text = jsonl_text(made)
+    record = counts | {"notes_format": fmt, "file": kind.FILE,
+                       "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    log.info("Planted %d %s (%d included, %d notes to add to the training data: %s)",
+             record["n"], kind.WHAT, record["included"], record["notes"], kind.NOTES_FILE)
+    return text, made, record
 
 
 def main(argv: list[str] | None = None) -> int:

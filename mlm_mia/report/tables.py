@@ -3,7 +3,7 @@ report by memorization."""
 
 from __future__ import annotations
 
-from ..stats.evaluation import (CANARIES, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
+from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
     VALIDITY, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
@@ -23,6 +23,8 @@ def tables(results: dict) -> str:
         blocks.append(patient_tests_text(results[PATIENT_TESTS]))
     if CANARIES in results:
         blocks.append(canaries_text(results[CANARIES]))
+    if CANARY_PATIENTS in results:
+        blocks.append(canary_patients_text(results[CANARY_PATIENTS]))
     if MEMORIZATION in results:
         blocks.append(memorization_tables(results[MEMORIZATION]))
     warnings = distribution_shift_warnings(results)
@@ -91,23 +93,42 @@ def patient_tests_text(tests: dict) -> str:
 def canaries_text(report: dict) -> str:
     """The canary audit: per attack and repeat group, the canaries' AUC and the one-run
     lower bound on epsilon; the exposure of the secrets by repeat group."""
-    groups = list(next(iter(report["by_attack"].values())))
     lines = [f"canaries: {report['canaries']} planted, {report['included']} included; epsilon lower bound "
              f"at {100 * report['confidence']:.0f}% confidence (delta {report['delta']:g}), each cell valid "
              "for its own attack and group (Steinke et al. 2023); columns: times repeated",
              "  a canary repeated k times is k records: its column bounds the epsilon of a group of k "
-             "(group privacy), not of one record (under (epsilon, 0)-DP one record's is at least bound / k)",
-             f"  {'AUC / epsilon >=':<24}" + "".join(f" {g:>14}" for g in groups)]
+             "(group privacy), not of one record (under (epsilon, 0)-DP one record's is at least bound / k)"]
+    lines += _audit_rows(report)
+    if report["exposure_bits"]:
+        cells = [f"{_bits(v['included'])} / {_bits(v['left_out'])}" for v in report["exposure_bits"].values()]
+        lines.append(f"  {'exposure in / out (bits)':<24}" + "".join(f" {c:>14}" for c in cells))
+    return "\n".join(lines)
+
+
+def canary_patients_text(report: dict) -> str:
+    """The canary patients' audit: per attack, the patients' AUC and the one-run lower
+    bound on epsilon at patient level."""
+    return "\n".join([
+        f"canary_patients: {report['patients']} planted with {report['notes']} notes "
+        f"({report['notes_per_patient'][0]} to {report['notes_per_patient'][1]} each), {report['included']} "
+        f"included whole; per patient: {report['statistic']}; epsilon lower bound at "
+        f"{100 * report['confidence']:.0f}% confidence (delta {report['delta']:g}), each row valid for its own "
+        "attack (Steinke et al. 2023, a patient as the unit)",
+        "  the bound is on PATIENT-LEVEL privacy: the privacy loss of all of one patient's notes together, "
+        "not of one record"] + _audit_rows(report))
+
+
+def _audit_rows(report: dict) -> list[str]:
+    """The audit's table: AUC / epsilon bound per attack and group, and the ceilings."""
+    groups = list(next(iter(report["by_attack"].values())))
+    lines = [f"  {'AUC / epsilon >=':<24}" + "".join(f" {g:>14}" for g in groups)]
     for attack, by_group in report["by_attack"].items():
         cells = [("-" if v["auc"] is None else f"{v['auc']:.2f}") + f" / {v['epsilon']['epsilon']:.2f}"
                  for v in by_group.values()]
         lines.append(f"  {attack:<24}" + "".join(f" {c:>14}" for c in cells))
     lines.append(f"  {'most provable (ceiling)':<24}" + "".join(
         f" {'eps ' + format(v, '.2f'):>14}" for v in report["epsilon_ceiling"].values()))
-    if report["exposure_bits"]:
-        cells = [f"{_bits(v['included'])} / {_bits(v['left_out'])}" for v in report["exposure_bits"].values()]
-        lines.append(f"  {'exposure in / out (bits)':<24}" + "".join(f" {c:>14}" for c in cells))
-    return "\n".join(lines)
+    return lines
 
 
 def _bits(value: float | None) -> str:

@@ -66,6 +66,9 @@ SHARED_FLAGS: dict[str, dict] = {
                           help="with canaries: the delta of the (epsilon, delta) the audit bounds "
                           "(in [0, 1); 0)"),
     "--canaries": dict(type=non_negative_int, default=0, metavar="M"),
+    # their patient ids stay below the sentence canaries' (data/canary_patients.py)
+    "--canary-patients": dict(type=bounded(int, lambda n: 0 <= n <= 10_000_000, "a whole number from 0 to 10000000"),
+                              default=0, metavar="M"),
     # 10**18 secrets still fit numpy's int64; a wider secret would overflow the draw
     "--canary-digits": dict(type=bounded(int, lambda d: 1 <= d <= 18, "a whole number from 1 to 18"),
                             default=8, help="digits of a secret: 10**D possible secrets (1 to 18; 8)"),

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import __version__, attacks
 from ..stats import audit, evaluation, validity
-from ..data import canaries, prepare
+from ..data import canaries, canary_patients, prepare
 from ..common import columns
 from ..training import demo, shadow
 from ..engine import distributed, models
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "with two tiny RoBERTa models trained here")
     add_flag(parser, "--canaries", help="with --demo: plant M canaries (prepare_data_MIA.py --canaries) "
              "in the demo target's training data and audit them (0)")
+    add_flag(parser, "--canary-patients", help="with --demo: plant M canary patients (prepare_data_MIA.py "
+             "--canary-patients) in the demo target's training data and audit them per patient (0)")
     parser.add_argument("--target", type=Path, help="local directory of the target masked LM")
     parser.add_argument("--reference", type=Path, action="append", default=None,
                         help="local directory of a reference masked LM (a model of the same "
@@ -272,10 +274,11 @@ def score_models(model_dirs: list[ModelDir], sets: pd.DataFrame,
 
 def _check_args(args: argparse.Namespace) -> None:
     """What the flags cannot check alone, before any work."""
-    if args.canaries and not args.demo:
-        raise InputError("--canaries plants canaries in the demo target's training data and goes "
-                         "with --demo; for your own model, plant them with prepare_data_MIA.py "
-                         "--canaries M before training it")
+    for flag, value in (("--canaries", args.canaries), ("--canary-patients", args.canary_patients)):
+        if value and not args.demo:
+            raise InputError(f"{flag} plants canaries in the demo target's training data and goes "
+                             "with --demo; for your own model, plant them with prepare_data_MIA.py "
+                             f"{flag} M before training it")
     if args.show_exposed and args.no_plot:
         raise InputError("--show-exposed lists sentences in report.html, which --no-plot does not "
                          "write; drop one of them")
@@ -312,10 +315,10 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                 args.data_dir.mkdir(parents=True, exist_ok=True)
                 # a shadow job that torchrun's rank started finds the sets made, and its rank holding them
                 with _data_lock(args, True) if args.shadow_index is None else contextlib.nullcontext():
-                    args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
+                    args.target, args.reference = demo.prepare(args.data_dir, args.canaries, args.canary_patients)
             distributed.barrier(ranks)
             if not ranks.main:
-                args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
+                args.target, args.reference = demo.prepare(args.data_dir, args.canaries, args.canary_patients)
         if args.target is None:
             raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
                              "--reference MODEL_DIR), or --demo")
@@ -350,6 +353,12 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         if planted:
             sets = pd.concat([sets, pd.DataFrame([{"set": audit.SET, "id": c["id"], "patient_id": c["patient_id"],
                                                    "text": c["text"]} for c in planted])], ignore_index=True)
+        planted_patients = load_canaries(args.data_dir, sets, canary_patients)
+        if planted_patients:
+            sets = pd.concat([sets, pd.DataFrame([{"set": audit.PATIENT_SET, "id": note["id"],
+                                                   "patient_id": p["patient_id"], "text": note["text"]}
+                                                  for p in planted_patients for note in p["notes"]])],
+                             ignore_index=True)
         n_alternatives = canaries.alternatives_count(planted, args.exposure_alternatives)
         alternatives = [text for c in planted for text in canaries.alternatives(
             c, n_alternatives, args.seed, len(c["secret"]))]
@@ -396,6 +405,10 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         evaluation.check_scores(table)
     if planted:
         _add_canary_columns(table, planted, scored.target_extra_pll, n_alternatives)
+    if planted_patients:
+        included = {note["id"]: int(p["included"]) for p in planted_patients for note in p["notes"]}
+        rows = (table["set"] == audit.PATIENT_SET).to_numpy()
+        table.loc[rows, audit.INCLUDED] = table.loc[rows, "id"].map(included).to_numpy()
     with watch.stage("validity check"):
         text_only, validity_tests = validity.text_only(sets, evaluation.COMPARISONS, args.seed)
         for name, values in text_only.items():
@@ -483,19 +496,20 @@ def _lira_settings(inputs: attacks.Inputs, args: argparse.Namespace) -> dict:
             "offline": "one-sided: (s - mu_out) / sd_out"}
 
 
-def load_canaries(data_dir: Path, sets: pd.DataFrame) -> list[dict]:
-    """The canaries of the data folder, if any: the very file prepare_data_MIA.py wrote
-    for these sets (its SHA-256 in manifest.json), apart from every set."""
-    path = data_dir / canaries.FILE
+def load_canaries(data_dir: Path, sets: pd.DataFrame, kind=canaries) -> list[dict]:
+    """The canaries (or, ``kind`` :mod:`canary_patients`, the canary patients) of the data
+    folder, if any: the very file prepare_data_MIA.py wrote for these sets (its SHA-256 in
+    manifest.json), apart from every set."""
+    path = data_dir / kind.FILE
     if not path.is_file():
         return []
     manifest = data_dir / prepare.MANIFEST
-    recorded = json.loads(manifest.read_text(encoding="utf-8")).get("canaries") if manifest.is_file() else None
+    recorded = json.loads(manifest.read_text(encoding="utf-8")).get(kind.KEY) if manifest.is_file() else None
     if not recorded or recorded["sha256"] != file_sha256(path):
         raise InputError(f"{path}: does not match the run ({manifest} records "
-                         f"{'other canaries' if recorded else 'none'}); write the sets and the canaries "
-                         "together with prepare_data_MIA.py --canaries M")
-    return canaries.load(path, set(sets["id"]), set(sets["text"]))
+                         f"{'other ' + kind.WHAT if recorded else 'none'}); write the sets and the {kind.WHAT} "
+                         f"together with prepare_data_MIA.py {kind.FLAG} M")
+    return kind.load(path, set(sets["id"]), set(sets["text"]), set(sets["patient_id"]))
 
 
 def _add_canary_columns(table: pd.DataFrame, planted: list[dict], alternative_plls: list[float],
