@@ -201,3 +201,16 @@ def test_the_demo_target_trains_on_every_note_of_the_included_patients(audited, 
     (data / prepare.MANIFEST).write_text(json.dumps(manifest))
     counts = collections.Counter(demo.target_texts(data))
     assert all(counts[n["text"]] == int(p["included"]) for p in read_patients(data) for n in p["notes"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--canary-patients", "-1"], "--canary-patients: must be a whole number from 0 to 10000000, not '-1'"),
+    (["--canary-patients", "6", "--canary-digits", "1"], "--canary-patients 6: more canary patients than half"),
+    (["--canary-patients", "4", "--canaries", "2", "--canary-digits", "1"],
+     "--canary-patients 4: more canary patients and 2 canaries than half the secret space"),
+])
+def test_bad_canary_patient_arguments_are_one_clear_error(corpus, tmp_path, args, message, capsys):
+    code = cli.run_main(prepare.main, sets_args(corpus) + args + ["--out-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "out").exists()
