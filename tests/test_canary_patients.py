@@ -146,11 +146,13 @@ def test_score_mia_audits_the_canary_patients_per_patient(audited, capsys, tmp_p
     table = pd.read_csv(audited["out"] / "scores.csv", dtype={"patient_id": str})
     rows = table[table["set"] == audit.PATIENT_SET]
     assert len(rows) == report["notes"] and set(rows["patient_id"]) == {p["patient_id"] for p in patients}
-    per_patient = rows.groupby("patient_id", sort=True)[["score_ratio", audit.INCLUDED]].mean()
-    ratio = report["by_attack"]["ratio"]["all"]
-    assert ratio["auc"] == pytest.approx(metrics.auc(per_patient[audit.INCLUDED].to_numpy(int),
-                                                     per_patient["score_ratio"].to_numpy()))
-    assert ratio["epsilon"]["canaries"] == 12 and ratio["epsilon"]["epsilon"] <= report["epsilon_ceiling"]["all"]
+    per_patient = rows.groupby("patient_id", sort=True)[["score_loss", audit.INCLUDED]].mean()
+    loss = report["by_attack"]["loss"]["all"]
+    assert loss["auc"] == pytest.approx(metrics.auc(per_patient[audit.INCLUDED].to_numpy(int),
+                                                    per_patient["score_loss"].to_numpy()))
+    assert loss["epsilon"] == json.loads(json.dumps(audit.one_run_bound(
+        per_patient["score_loss"].to_numpy(), per_patient[audit.INCLUDED].to_numpy() == 1)))
+    assert loss["epsilon"]["canaries"] == 12 and loss["epsilon"]["epsilon"] <= report["epsilon_ceiling"]["all"]
     # shown with the sentence that says it is patient-level; no note text or secret in any output
     html = (audited["out"] / "report.html").read_text()
     assert html.index("Planted canaries") < html.index("Canary patients: what the audit proves at patient level")

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..common.errors import InputError
-from .canaries import (PATIENT_TEMPLATES, format_secret, json_lines, secret_space, taken_numbers,
-    write_note_rows, wrong_fields)
+from .canaries import (PATIENT_TEMPLATES, SECRET_DIGITS, format_secret, json_lines, secret_space,
+    taken_numbers, write_note_rows, wrong_fields)
 from .sentences import normalize
 
 FILE = "canary_patients.jsonl"
@@ -44,18 +44,18 @@ def check_space(n: int, digits: int, others: int = 0) -> None:
                          "for fewer or raise --canary-digits")
 
 
-def make(n: int, seed: int, avoid=lambda text: False, digits: int = 8,
+def make(n: int, seed: int, avoid=lambda text: False, digits: int = SECRET_DIGITS,
          taken_secrets: Iterable[str] = ()) -> list[dict]:
     """``n`` canary patients: a distinct secret each (drawn uniformly from the ``10**digits``
     numbers, none of ``taken_secrets``), 2 to 8 notes of distinct templates, all carrying
     it, and an independent fair coin for the whole patient. ``avoid(text)`` rejects a note
     found in the corpus: the patient's secret is then drawn again."""
-    check_space(n, digits, len(taken_numbers(taken_secrets, digits)))
+    taken = taken_numbers(taken_secrets, digits)
+    check_space(n, digits, len(taken))
     rng = np.random.default_rng([seed, 41])
     low, high = NOTES_PER_PATIENT
     counts = rng.integers(low, high + 1, n)
     included = rng.random(n) < 0.5
-    taken = taken_numbers(taken_secrets, digits)
     patients = []
     for i in range(n):
         templates = rng.permutation(len(PATIENT_TEMPLATES))[:counts[i]]
