@@ -68,7 +68,7 @@ def read_scores(path: Path) -> pd.DataFrame:
         blank = table[column].str.strip() == ""
         if blank.any():
             raise InputError(f"{path}: row {int(blank.idxmax()) + 2} has an empty {column}")
-    known = [*SET_NAMES, audit.SET]
+    known = [*SET_NAMES, audit.SET, audit.PATIENT_SET]
     unknown = sorted(set(table["set"]) - set(known))
     if unknown:
         raise InputError(f"{path}: unknown set name(s) {unknown}; expected {known}")
@@ -92,7 +92,9 @@ def read_scores(path: Path) -> pd.DataFrame:
 
 def _check_canary_columns(table: pd.DataFrame, path: Path) -> None:
     """Canary rows carry whether each canary was included (0 or 1) and its repeats (a
-    whole number from 1): without them the audit would be left out, or wrong, silently."""
+    whole number from 1), canary patients' rows whether the patient was (one value for all
+    of a patient's notes): without them the audit would be left out, or wrong, silently."""
+    _check_canary_patient_columns(table, path)
     rows = table[table["set"] == audit.SET]
     if rows.empty:
         return
@@ -106,6 +108,25 @@ def _check_canary_columns(table: pd.DataFrame, path: Path) -> None:
         row = int(np.flatnonzero(bad)[0])
         raise InputError(f"{path}: row {int(rows.index[row]) + 2}: {audit.INCLUDED} must be 0 or 1 and "
                          f"{audit.REPEATS} a whole number from 1, not {included[row]:g} and {repeats[row]:g}")
+
+
+def _check_canary_patient_columns(table: pd.DataFrame, path: Path) -> None:
+    rows = table[table["set"] == audit.PATIENT_SET]
+    if rows.empty:
+        return
+    if audit.INCLUDED not in table.columns:
+        raise InputError(f"{path}: canary patient rows but no ['{audit.INCLUDED}'] column; give the whole "
+                         "scores.csv score_MIA.py wrote")
+    included = rows[audit.INCLUDED].to_numpy(float)
+    bad = ~np.isin(included, (0, 1))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{path}: row {int(rows.index[row]) + 2}: {audit.INCLUDED} must be 0 or 1, "
+                         f"not {included[row]:g}")
+    mixed = rows.groupby("patient_id")[audit.INCLUDED].nunique() > 1
+    if mixed.any():
+        raise InputError(f"{path}: canary patient {mixed.idxmax()} has notes both included and left out; a "
+                         "canary patient goes in or out whole: give the scores.csv score_MIA.py wrote")
 
 
 def _check_shadow_columns(table: pd.DataFrame, path: Path) -> None:

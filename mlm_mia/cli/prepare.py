@@ -50,10 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
         "to the training data (canary_notes.csv.gz) (0: none)")
     add(audit, "--canary-repeats", metavar="R1,R2,...", help="how many times an included canary "
         "is repeated in the training data; the canaries are spread evenly over these (1,2,4,8)")
+    add(audit, "--canary-patients", help="write M fictional canary patients (canary_patients.jsonl), "
+        "each with 2 to 8 notes carrying the patient's secret record number, each patient included "
+        "or left out as a whole by a seeded coin, and the included patients' notes to add to the "
+        "training data (canary_patient_notes.csv.gz): the audit then bounds patient-level privacy "
+        "(0: none)")
     add(audit, "--canary-digits")
-    add(audit, "--replace-canaries", help="the out-dir holds canaries.jsonl: draw new canaries "
-        "as --canaries says (0: none) and drop those. Without it, a run keeps them when "
-        "--canaries, --canary-repeats and --canary-digits are theirs, and stops otherwise")
+    add(audit, "--replace-canaries", help="the out-dir holds canaries.jsonl or canary_patients.jsonl: "
+        "draw new ones as --canaries and --canary-patients say (0: none) and drop those. Without it, "
+        "a run keeps them when --canaries, --canary-repeats, --canary-patients and --canary-digits "
+        "are theirs, and stops otherwise")
     add(parser, "--workers", help="processes that split the notes into sentences (default: every "
         "CPU this process may use); the outputs are the same for any number")
     add(parser, "--out-dir", help="output folder (data/)")

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         "trained here")
     add(inputs, "--canaries", help="with --demo: plant M canaries (prepare_data_MIA.py --canaries) "
         "in the demo target's training data and audit them (0)")
+    add(inputs, "--canary-patients", help="with --demo: plant M canary patients (prepare_data_MIA.py "
+        "--canary-patients) in the demo target's training data and audit them per patient (0)")
     add(inputs, "--target", help="local directory of the target masked LM")
     add(inputs, "--reference", help="local directory of a reference masked LM (a model of the same "
         "population, not trained on the target's data); repeat for several. Without one, the "

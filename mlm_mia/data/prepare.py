@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from . import canaries, csv_notes, sampling, split, synthetic
+from . import planting, sampling, split, synthetic
 from ..settings.prepare import PrepareSettings
 from ..common.errors import InputError
-from ..common.digests import file_sha256
 from ..common.outputs import (check_apart, json_text, jsonl_text, locked_output_dir, remove_stale_staging,
     replaced_dir, staging_dir)
 from .sets import SET_NAMES
@@ -33,7 +30,7 @@ SYNTHETIC_TRAIN_FRACTION = 0.4
 MANIFEST = "manifest.json"
 # what a run writes; the canary files too, so that a run that replaces canaries by none
 # (--replace-canaries) leaves no older ones
-OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST, canaries.FILE, canaries.NOTES_FILE)
+OUTPUTS = tuple(f"{name}.jsonl" for name in SET_NAMES) + (MANIFEST, *planting.FILES)
 
 
 def ensure_synthetic(folder: Path) -> dict[str, Path]:
@@ -102,7 +99,7 @@ def prepare_sets(settings: PrepareSettings) -> dict:
     written unless the whole run succeeds (the split halves included)."""
     _check_apart(settings)
     with locked_output_dir(settings.out_dir, "--out-dir"):
-        kept = kept_canaries(settings)
+        kept = planting.kept(settings, settings.out_dir / MANIFEST)
         if not settings.split:
             return _prepare(settings, None, kept)
         split_dir = settings.split_folder
@@ -128,40 +125,15 @@ def _check_apart(settings: PrepareSettings) -> None:
     check_apart(outputs, inputs)
 
 
-def kept_canaries(settings: PrepareSettings) -> dict | None:
-    """The out-dir's canaries, to be kept as they are (``canaries.jsonl``, the canary
-    notes and their manifest record), or None (there are none, or --replace-canaries).
-    They are the only record of which canaries the target was trained with: a run that
-    would drop them or draw others stops, naming the file."""
-    path = settings.out_dir / canaries.FILE
-    if not path.exists() or settings.replace_canaries:
-        return None
-    manifest = settings.out_dir / MANIFEST
-    try:
-        record = (json.loads(manifest.read_text(encoding="utf-8")).get("canaries") or {}) if manifest.is_file() else {}
-    except (ValueError, AttributeError):  # not JSON (cut short, edited), or not a mapping
-        raise InputError(f"{manifest}: not a manifest prepare_data_MIA.py wrote, so the canaries in "
-                         f"{path} cannot be checked; restore it, or give --replace-canaries to draw "
-                         "new ones") from None
-    asked = {"n": settings.canaries, "repeats": list(settings.canary_repeats), "digits": settings.canary_digits}
-    theirs = {key: record.get(key) for key in asked}
-    if asked != theirs or record.get("sha256") != file_sha256(path):
-        flags = (f"--canaries {theirs['n']} --canary-repeats {','.join(map(str, theirs['repeats']))} "
-                 f"--canary-digits {theirs['digits']}" if record else "the flags that planted them")
-        raise InputError(f"{path}: this run would drop or replace the planted canaries (the only record "
-                         f"of which went into training); give {flags} to keep them, or pass "
-                         "--replace-canaries")
-    notes = settings.out_dir / canaries.NOTES_FILE
-    return {"record": record, "text": path.read_bytes(),
-            "notes": notes.read_bytes() if notes.is_file() else None}
-
-
-def _prepare(settings: PrepareSettings, split_stage: Path | None, kept: dict | None) -> dict:
+def _prepare(settings: PrepareSettings, split_stage: Path | None, kept: dict[str, dict | None]) -> dict:
     with Workers(settings.workers) as workers:
         return _sample(settings, split_stage, workers, kept)
 
 
-def _sample(settings: PrepareSettings, split_stage: Path | None, workers: Workers, kept: dict | None) -> dict:
+def _sample(settings: PrepareSettings, split_stage: Path | None, workers: Workers,
+            kept: dict[str, dict | None]) -> dict:
+    """Draw the sets, plant the canaries and canary patients not ``kept`` (keyed by their
+    manifest key), and write them all."""
     read = _resolve_inputs(settings, split_stage)
     # what the manifest records: the split halves where they will be, not where they are read
     recorded = (lambda path: path) if split_stage is None else (
@@ -225,8 +197,8 @@ def _sample(settings: PrepareSettings, split_stage: Path | None, workers: Worker
     manifest = {
         "tool": "mlm_mia prepare_data_MIA.py", "version": __version__, "seed": settings.seed,
         # every argument that can change the outputs (--workers cannot)
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(dataclasses.asdict(settings).items())
-                      if k != "workers"},
+        "arguments": {k: (str(v) if isinstance(v, Path) else v)
+                      for k, v in sorted(dataclasses.asdict(settings).items()) if k != "workers"},
         "inputs": {name: {"files": {recorded(k): v for k, v in src.fingerprint().items()},
                           "splitter": {recorded(k): v for k, v in src.splitters().items()}}
                    for name, src in sources.items() if src is not None},
@@ -238,45 +210,13 @@ def _sample(settings: PrepareSettings, split_stage: Path | None, workers: Worker
                     for flag, key in (("train_notes", "train"), ("heldout_notes", "heldout"), ("n2c2", "n2c2"))},
         "training_text_sentences": int(training_hashes.size),
     }
-    planted = None if kept else _plant_canaries(settings, train, [training_hashes, heldout_scan.hashes] + (
+    planted = planting.plant(settings, train, [training_hashes, heldout_scan.hashes] + (
         [external_scan.hashes] if external is not None else []), sets,
-        train_scan.patients | heldout_scan.patients)
-    if planted or kept:
-        manifest["canaries"] = kept["record"] if kept else planted[2]
+        train_scan.patients | heldout_scan.patients, kept)
     with staging_dir(settings.out_dir, OUTPUTS) as stage:
         for name, records in sets.items():
             (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
-        if kept:  # as they were, byte for byte
-            (stage / canaries.FILE).write_bytes(kept["text"])
-            if kept["notes"] is not None:
-                (stage / canaries.NOTES_FILE).write_bytes(kept["notes"])
-        elif planted:
-            (stage / canaries.FILE).write_text(planted[0], encoding="utf-8")
-            canaries.write_notes(stage / canaries.NOTES_FILE, planted[1], planted[2]["notes_format"])
+        planting.record_and_write(stage, manifest, kept, planted)
         (stage / MANIFEST).write_text(json_text(manifest), encoding="utf-8")
     log.info("Wrote %s to %s", ", ".join(f"{n}.jsonl" for n in sets), settings.out_dir)
     return manifest
-
-
-def _plant_canaries(settings: PrepareSettings, train: Source, corpus_hashes: list[np.ndarray],
-                    sets: dict[str, list[dict]], patients: set[str]) -> tuple[str, list[dict], dict] | None:
-    """``canaries.jsonl``'s text, the canaries, and the manifest's record of them: texts in
-    no note of the corpus and no set, patients apart from the corpus's."""
-    if not settings.canaries:
-        return None
-    in_sets = {r["text"] for records in sets.values() for r in records}
-    corpus = sampling.Texts(np.unique(np.concatenate(corpus_hashes)))
-    planted = canaries.make(settings.canaries, settings.canary_repeats, settings.seed,
-                            lambda text: text in in_sets or text in corpus, settings.canary_digits)
-    clash = sorted({c["patient_id"] for c in planted} & patients)
-    if clash:
-        raise InputError(f"--canaries: the canary patient id {clash[0]} is a patient of the corpus")
-    text = jsonl_text(planted)
-    fmt = csv_notes.detect_format(train.paths[0])
-    record = {"n": len(planted), "repeats": list(settings.canary_repeats), "digits": settings.canary_digits,
-              "included": sum(c["included"] for c in planted),
-              "notes": sum(c["repeats"] for c in planted if c["included"]), "notes_format": fmt,
-              "file": canaries.FILE, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
-    log.info("Planted %d canaries (%d included, %d notes to add to the training data: %s)",
-             record["n"], record["included"], record["notes"], canaries.NOTES_FILE)
-    return text, planted, record

@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import figures
 from .tables import canary_cell, ceiling_cell
-from ..stats.evaluation import (CANARIES, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
+from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
     VALIDITY, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
@@ -166,10 +166,18 @@ def shadows_section(shadows: dict) -> str:
     return "\n".join(parts)
 
 
-def canaries_section(report: dict) -> str:
+def _audit_rows(report: dict) -> list[list[str]]:
+    """The audit's table rows: AUC / Steinke et al.'s bound / the f-DP bound per attack and
+    group, and the ceilings."""
     groups = list(next(iter(report["by_attack"].values())))
     rows = [[attack] + [canary_cell(v) for v in by_group.values()] for attack, by_group in report["by_attack"].items()]
     rows.append(["most provable with these canaries (every guess right)"] + [ceiling_cell(report, g) for g in groups])
+    return rows
+
+
+def canaries_section(report: dict) -> str:
+    groups = list(next(iter(report["by_attack"].values())))
+    rows = _audit_rows(report)
     if report["exposure_bits"]:
         rows.append(["exposure, included / left out (bits)"] + [
             f"{'-' if v['included'] is None else format(v['included'], '.1f')} / "
@@ -197,6 +205,25 @@ def canaries_section(report: dict) -> str:
         "not by the model: plant more to prove more. Exposure: the secret's rank among alternative secrets by the target's "
         "likelihood, in bits (Carlini et al. 2019).</p>",
         _table(["attack"] + [f"repeated {g}" if g != "all" else "all" for g in groups], rows)])
+
+
+def canary_patients_section(report: dict) -> str:
+    return "\n".join([
+        "<h2>Canary patients: what the audit proves at patient level</h2>",
+        f"<p>{report['patients']} fictional canary patients, each with {report['notes_per_patient'][0]} to "
+        f"{report['notes_per_patient'][1]} notes carrying the patient's own secret record number "
+        f"({report['notes']} notes in all); a fair coin put {report['included']} of them, each with all "
+        "of its notes, into the training data. A patient's score is the "
+        f"{html.escape(report['statistic'])}. Cells: the attack's AUC of included against left-out patients / "
+        f"the lower bound on the epsilon of (epsilon, {report['delta']:g})-differential privacy that the "
+        f"training cannot have had, at {100 * report['confidence']:.0f}% confidence (Steinke, Nasr &amp; "
+        "Jagielski 2023, the patient as the unit; guesses on a grid fixed in advance, paid for by a union "
+        "bound) / the same by the f-DP audit (Mahloujifar, Melis &amp; Chaudhuri 2024; valid only if the "
+        "training is Gaussian DP), each valid for its own attack. <strong>The bound is on patient-level privacy</strong>: the "
+        "privacy loss of all of one patient's notes together (what a data-release board asks about), not "
+        "of one record. A bound at the ceiling row is limited by the number of canary patients, not by "
+        "the model: plant more to prove more.</p>",
+        _table(["attack", "all patients"], _audit_rows(report))])
 
 
 def comparison_section(comparison: dict) -> str:
@@ -242,6 +269,8 @@ def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None
                 "<h2>5. Score distributions</h2>" + _img(figures.png(figures.distributions_figure(table)))]
     if CANARIES in results:
         sections.append(canaries_section(results[CANARIES]))
+    if CANARY_PATIENTS in results:
+        sections.append(canary_patients_section(results[CANARY_PATIENTS]))
     if MEMORIZATION in results:
         sections.append(memorization_section(results[MEMORIZATION]))
     if comparison is not None:

@@ -3,7 +3,7 @@ report by memorization."""
 
 from __future__ import annotations
 
-from ..stats.evaluation import (CANARIES, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
+from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
     VALIDITY, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
@@ -23,6 +23,8 @@ def tables(results: dict) -> str:
         blocks.append(patient_tests_text(results[PATIENT_TESTS]))
     if CANARIES in results:
         blocks.append(canaries_text(results[CANARIES]))
+    if CANARY_PATIENTS in results:
+        blocks.append(canary_patients_text(results[CANARY_PATIENTS]))
     if MEMORIZATION in results:
         blocks.append(memorization_tables(results[MEMORIZATION]))
     warnings = distribution_shift_warnings(results)
@@ -107,7 +109,6 @@ def ceiling_cell(report: dict, group: str) -> str:
 def canaries_text(report: dict) -> str:
     """The canary audit: per attack and repeat group, the canaries' AUC, the one-run
     lower bound on epsilon and the f-DP bound; the exposure of the secrets by repeat group."""
-    groups = list(next(iter(report["by_attack"].values())))
     lines = [f"canaries: {report['canaries']} planted, {report['included']} included; epsilon lower bounds "
              f"at {100 * report['confidence']:.0f}% confidence (delta {report['delta']:g}), each cell valid "
              "for its own attack and group (Steinke et al. 2023 / f-DP); columns: times repeated",
@@ -116,15 +117,37 @@ def canaries_text(report: dict) -> str:
                 else ""),
              "  a canary repeated k times is k records: its column bounds the epsilon of a group of k "
              "(group privacy), not of one record (under (epsilon, 0)-DP one record's is at least bound / k; "
-             "under mu-GDP one record's mu is at least mu / k)",
-             f"  {'AUC / eps >= / f-DP':<24}" + "".join(f" {g:>21}" for g in groups)]
-    for attack, by_group in report["by_attack"].items():
-        lines.append(f"  {attack:<24}" + "".join(f" {canary_cell(v):>21}" for v in by_group.values()))
-    lines.append(f"  {'most provable (ceiling)':<24}" + "".join(f" {ceiling_cell(report, g):>21}" for g in groups))
+             "under mu-GDP one record's mu is at least mu / k)"]
+    lines += _audit_rows(report)
     if report["exposure_bits"]:
         cells = [f"{_bits(v['included'])} / {_bits(v['left_out'])}" for v in report["exposure_bits"].values()]
         lines.append(f"  {'exposure in / out (bits)':<24}" + "".join(f" {c:>21}" for c in cells))
     return "\n".join(lines)
+
+
+def canary_patients_text(report: dict) -> str:
+    """The canary patients' audit: per attack, the patients' AUC and the one-run lower
+    bounds on epsilon at patient level."""
+    return "\n".join([
+        f"canary_patients: {report['patients']} planted with {report['notes']} notes "
+        f"({report['notes_per_patient'][0]} to {report['notes_per_patient'][1]} each), {report['included']} "
+        f"included whole; per patient: {report['statistic']}; epsilon lower bounds at "
+        f"{100 * report['confidence']:.0f}% confidence (delta {report['delta']:g}), each row valid for its own "
+        "attack (Steinke et al. 2023 / f-DP, a patient as the unit)",
+        f"  {report['fdp_assumption']}",
+        "  the bound is on PATIENT-LEVEL privacy: the privacy loss of all of one patient's notes together, "
+        "not of one record"] + _audit_rows(report))
+
+
+def _audit_rows(report: dict) -> list[str]:
+    """The audit's table: AUC / Steinke et al.'s bound / the f-DP bound per attack and
+    group, and the ceilings."""
+    groups = list(next(iter(report["by_attack"].values())))
+    lines = [f"  {'AUC / eps >= / f-DP':<24}" + "".join(f" {g:>21}" for g in groups)]
+    for attack, by_group in report["by_attack"].items():
+        lines.append(f"  {attack:<24}" + "".join(f" {canary_cell(v):>21}" for v in by_group.values()))
+    lines.append(f"  {'most provable (ceiling)':<24}" + "".join(f" {ceiling_cell(report, g):>21}" for g in groups))
+    return lines
 
 
 def _bits(value: float | None) -> str:

@@ -58,6 +58,9 @@ SHARED_FLAGS: dict[str, dict] = {
                           help="with canaries: the delta of the (epsilon, delta) the audit bounds "
                           "(in [0, 1); 0)"),
     "--canaries": dict(type=non_negative_int, default=0, metavar="M"),
+    # their patient ids stay below the sentence canaries' (data/canary_patients.py)
+    "--canary-patients": dict(type=bounded(int, lambda n: 0 <= n <= 10_000_000, "a whole number from 0 to 10000000"),
+                              default=0, metavar="M"),
     # 10**18 secrets still fit numpy's int64; a wider secret would overflow the draw
     "--canary-digits": dict(type=bounded(int, lambda d: 1 <= d <= 18, "a whole number from 1 to 18"),
                             default=8, help="digits of a secret: 10**D possible secrets (1 to 18; 8)"),
@@ -116,12 +119,14 @@ def shadow_indices(text: str) -> tuple[int, ...]:
     return distinct_ints(text, "--shadow-index", 0, "distinct shadow indices (0, 1, ...)")
 
 
-def check_canary_space(n: int, digits: int) -> None:
-    """Distinct secrets, and as many alternatives again for the exposure, must fit."""
+def check_canary_space(n: int, digits: int, others: int = 0, flag: str = "--canaries",
+                       what: str = "canaries") -> None:
+    """Distinct secrets for ``n`` canaries (of ``flag``) beside ``others`` sentence
+    canaries, and as many alternatives again for the exposure, must fit."""
     space = 10 ** digits
-    if n > space // 2:
-        raise InputError(f"--canaries {n}: more canaries than half the secret space "
-                         f"({space} {digits}-digit numbers) allows; ask for fewer or raise "
+    if n + others > space // 2:
+        raise InputError(f"{flag} {n}: more {what}{f' and {others} canaries' if others else ''} than half "
+                         f"the secret space ({space} {digits}-digit numbers) allows; ask for fewer or raise "
                          "--canary-digits")
 
 

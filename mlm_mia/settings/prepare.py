@@ -39,6 +39,7 @@ class PrepareSettings:
     allow_fewer: bool = False
     canaries: int = setting(shared="--canaries")
     canary_repeats: tuple[int, ...] = setting((1, 2, 4, 8), canary_repeats)
+    canary_patients: int = setting(shared="--canary-patients")
     canary_digits: int = setting(shared="--canary-digits")
     replace_canaries: bool = False
     # the outputs are the same for any number of workers
@@ -64,6 +65,9 @@ class PrepareSettings:
                              f"{self.n_patients}: every patient of a set gives at least one sentence")
         if self.canaries:
             check_canary_space(self.canaries, self.canary_digits)
+        if self.canary_patients:
+            check_canary_space(self.canary_patients, self.canary_digits, self.canaries, "--canary-patients",
+                               "canary patients")
         if self.population_patients is not None and self.population < self.population_patients:
             raise InputError(f"--population {self.population} is fewer than --population-patients "
                              f"{self.population_patients}: every patient gives at least one sentence")

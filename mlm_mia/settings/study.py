@@ -26,6 +26,7 @@ class StudySettings:
     reference: tuple[Path, ...] = ()
     demo: bool = False
     canaries: int = setting(shared="--canaries")
+    canary_patients: int = setting(shared="--canary-patients")
     data_dir: Path = Path("data")
     out_dir: Path = Path("results")
     # scoring
@@ -72,10 +73,11 @@ class StudySettings:
 
     def _check_together(self) -> None:
         """What no flag can check alone."""
-        if self.canaries and not self.demo:
-            raise InputError("--canaries plants canaries in the demo target's training data and goes "
-                             "with --demo; for your own model, plant them with prepare_data_MIA.py "
-                             "--canaries M before training it")
+        for flag, value in (("--canaries", self.canaries), ("--canary-patients", self.canary_patients)):
+            if value and not self.demo:
+                raise InputError(f"{flag} plants canaries in the demo target's training data and goes "
+                                 "with --demo; for your own model, plant them with prepare_data_MIA.py "
+                                 f"{flag} M before training it")
         if self.show_exposed and self.no_plot:
             raise InputError("--show-exposed lists sentences in report.html, which --no-plot does not "
                              "write; drop one of them")

@@ -13,6 +13,10 @@
 - **The f-DP bound** (Mahloujifar, Melis & Chaudhuri 2024, ``fdp_audit.py``) from the same
   guesses, on the same grid and union bound: tighter, but valid only if the training is
   Gaussian DP.
+- **Canary patients**: the same bound with the patient as the unit. Each canary patient's
+  notes go in or stay out together, by one coin; the patient's statistic is the mean
+  attack score over its notes, so the bound is on the privacy of all of one patient's
+  notes (patient-level privacy), not of one record.
 - **Exposure** (Carlini et al. 2019, "The secret sharer"): the rank of the canary's true
   secret among alternative secrets by the target's PLL of the whole sentence;
   ``log2 |R| - log2 rank``, estimated from a seeded sample of alternatives as
@@ -39,6 +43,8 @@ INCLUDED = "canary_included"
 REPEATS = "canary_repeats"
 EXPOSURE = "canary_exposure_bits"
 SET = "canaries"
+PATIENT_SET = "canary_patients"  # the canary patients' notes, a row each
+PATIENT_STATISTIC = "mean attack score over the patient's canary notes"
 
 
 def _binomial_pmf(r: int, q: float) -> np.ndarray:
@@ -155,22 +161,13 @@ def canary_report(table: pd.DataFrame, delta: float = 0.0) -> dict | None:
     against left-out canaries, Steinke et al.'s one-run epsilon lower bound and the f-DP
     bound; per repeat group, the mean exposure of the included and of the left-out
     canaries' secrets."""
-    from . import metrics
-
     rows = table[table["set"] == SET]
     if rows.empty or INCLUDED not in rows.columns:
         return None
     included = rows[INCLUDED].to_numpy(bool)
     repeats = rows[REPEATS].to_numpy(int)
     groups = {"all": np.ones(len(rows), bool)} | {str(k): repeats == k for k in sorted(set(repeats))}
-    by_attack = {}
-    for attack in (a for a in columns.attack_names(table) if not is_blind(a)):
-        scores = rows[columns.score(attack)].to_numpy(float)
-        by_attack[attack] = {
-            name: {"auc": metrics.auc(included[mask], scores[mask]) if 0 < included[mask].sum() < mask.sum() else None,
-                   "epsilon": one_run_bound(scores[mask], included[mask], delta),
-                   "fdp": fdp_bound(scores[mask], included[mask], delta)}
-            for name, mask in groups.items()}
+    by_attack = _by_attack(rows, included, groups, columns.attack_names(table), delta)
     exposure = None
     if EXPOSURE in rows.columns:
         bits = rows[EXPOSURE].to_numpy(float)
@@ -182,3 +179,44 @@ def canary_report(table: pd.DataFrame, delta: float = 0.0) -> dict | None:
             "epsilon_ceiling": {name: bound_ceiling(included[mask], delta) for name, mask in groups.items()},
             "fdp_ceiling": {name: fdp_ceiling(included[mask], delta) for name, mask in groups.items()},
             "fdp_assumption": fdp_audit.ASSUMPTION}
+
+
+def _by_attack(rows: pd.DataFrame, included: np.ndarray, groups: dict[str, np.ndarray], attacks: list[str],
+               delta: float) -> dict:
+    """Per attack (blind baselines aside) and group of the ``rows`` (one per canary, the
+    attacks' scores in their columns): the AUC of included against left-out canaries and
+    the one-run bounds (Steinke et al.'s and the f-DP one)."""
+    from . import metrics
+
+    by_attack = {}
+    for attack in (a for a in attacks if not is_blind(a)):
+        scores = rows[columns.score(attack)].to_numpy(float)
+        by_attack[attack] = {
+            name: {"auc": metrics.auc(included[mask], scores[mask]) if 0 < included[mask].sum() < mask.sum() else None,
+                   "epsilon": one_run_bound(scores[mask], included[mask], delta),
+                   "fdp": fdp_bound(scores[mask], included[mask], delta)}
+            for name, mask in groups.items()}
+    return by_attack
+
+
+def canary_patient_report(table: pd.DataFrame, delta: float = 0.0) -> dict | None:
+    """The audit of the canary patients, a canary being a patient: per attack, the AUC of
+    included against left-out patients and the one-run bound, each patient scored by the
+    mean of the attack's scores over its notes (:data:`PATIENT_STATISTIC`)."""
+    rows = table[table["set"] == PATIENT_SET]
+    if rows.empty or INCLUDED not in rows.columns:
+        return None
+    attacks = [a for a in columns.attack_names(table) if not is_blind(a)]
+    grouped = rows.groupby("patient_id", sort=True)
+    if (grouped[INCLUDED].nunique() > 1).any():
+        raise ValueError("a canary patient's notes differ in canary_included: patients go in or out whole")
+    patients = grouped[[INCLUDED] + [columns.score(a) for a in attacks]].mean()
+    included = patients[INCLUDED].to_numpy(float) == 1
+    notes = grouped.size().to_numpy()
+    everyone = {"all": np.ones(len(patients), bool)}
+    return {"patients": int(len(patients)), "included": int(included.sum()), "notes": int(notes.sum()),
+            "notes_per_patient": [int(notes.min()), int(notes.max())], "statistic": PATIENT_STATISTIC,
+            "delta": delta, "confidence": CONFIDENCE,
+            "by_attack": _by_attack(patients, included, everyone, attacks, delta),
+            "epsilon_ceiling": {"all": bound_ceiling(included, delta)},
+            "fdp_ceiling": {"all": fdp_ceiling(included, delta)}, "fdp_assumption": fdp_audit.ASSUMPTION}

@@ -27,8 +27,9 @@ VALIDITY = "validity"  # the model-free text-only classifier, per comparison
 PATIENT_TESTS = "patient_tests"
 PATIENT_TESTS_LEFT_OUT = "patient_tests_left_out"  # why they are not there, when a population is
 CANARIES = "canaries"
+CANARY_PATIENTS = "canary_patients"
 # the keys of metrics.json that are not one table of attacks
-SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES)
+SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES, CANARY_PATIENTS)
 # |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
 BLIND_BASELINE_MARGIN = 0.1
 # one-sided level of the text-only permutation test that warns of a distribution shift
@@ -42,8 +43,8 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
             validity_tests: dict | None = None) -> tuple[dict, pd.DataFrame | None]:
     """``metrics.json``: every attack on every comparison whose sets are present, the
     validity check (with its permutation tests ``validity_tests``, which need the text:
-    score_MIA.py records them in settings.json), the per-patient tests, the canary audit
-    (with canaries; epsilon bounds for ``audit_delta``) and, with shadow models, the report
+    score_MIA.py records them in settings.json), the per-patient tests, the canary audits
+    (with canaries, with canary patients; epsilon bounds for ``audit_delta``) and, with shadow models, the report
     by memorization; and patients.csv's table (None without the sets the tests need)."""
     result = {}
     validity = {}
@@ -78,6 +79,9 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
     canary_audit = audit.canary_report(table, audit_delta)
     if canary_audit is not None:
         result[CANARIES] = canary_audit
+    patient_audit = audit.canary_patient_report(table, audit_delta)
+    if patient_audit is not None:
+        result[CANARY_PATIENTS] = patient_audit
     if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
         result[MEMORIZATION] = memorization_report(table)
     return result, None if tested is None else tested[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -16,19 +17,28 @@ from ..data import canaries, prepare
 from ..stats import audit
 
 
-def load_canaries(data_dir: Path, sets: pd.DataFrame) -> list[dict]:
-    """The canaries of the data folder, if any: the very file prepare_data_MIA.py wrote
-    for these sets (its SHA-256 in manifest.json), apart from every set."""
-    path = data_dir / canaries.FILE
+def load_canaries(data_dir: Path, sets: pd.DataFrame, kind: ModuleType = canaries) -> list[dict]:
+    """The canaries (or, ``kind`` :mod:`canary_patients`, the canary patients) of the data
+    folder, if any: the very file prepare_data_MIA.py wrote for these sets (its SHA-256 in
+    manifest.json), apart from every set."""
+    path = data_dir / kind.FILE
     if not path.is_file():
         return []
     manifest = data_dir / prepare.MANIFEST
-    recorded = json.loads(manifest.read_text(encoding="utf-8")).get("canaries") if manifest.is_file() else None
+    recorded = json.loads(manifest.read_text(encoding="utf-8")).get(kind.KEY) if manifest.is_file() else None
     if not recorded or recorded["sha256"] != file_sha256(path):
         raise InputError(f"{path}: does not match the run ({manifest} records "
-                         f"{'other canaries' if recorded else 'none'}); write the sets and the canaries "
-                         "together with prepare_data_MIA.py --canaries M")
-    return canaries.load(path, set(sets["id"]), set(sets["text"]))
+                         f"{'other ' + kind.WHAT if recorded else 'none'}); write the sets and the {kind.WHAT} "
+                         f"together with prepare_data_MIA.py {kind.FLAG} M")
+    return kind.load(path, set(sets["id"]), set(sets["text"]), set(sets["patient_id"]))
+
+
+def with_canaries(sets: pd.DataFrame, planted: list[dict], patients: list[dict]) -> pd.DataFrame:
+    """The sets with a row per canary and per canary patient's note appended."""
+    rows = [{"set": audit.SET, "id": c["id"], "patient_id": c["patient_id"], "text": c["text"]} for c in planted]
+    rows += [{"set": audit.PATIENT_SET, "id": note["id"], "patient_id": p["patient_id"], "text": note["text"]}
+             for p in patients for note in p["notes"]]
+    return pd.concat([sets, pd.DataFrame(rows)], ignore_index=True) if rows else sets
 
 
 def add_canary_columns(table: pd.DataFrame, planted: list[dict], alternative_plls: list[float],
@@ -43,3 +53,10 @@ def add_canary_columns(table: pd.DataFrame, planted: list[dict], alternative_pll
     plls = np.asarray(alternative_plls, dtype=float).reshape(len(planted), n_alternatives)
     own = dict(zip(table.loc[rows, "id"], table.loc[rows, columns.pll(columns.TARGET)]))
     table.loc[rows, audit.EXPOSURE] = [audit.exposure_bits(own[c["id"]], alt) for c, alt in zip(planted, plls)]
+
+
+def add_canary_patient_columns(table: pd.DataFrame, patients: list[dict]) -> None:
+    """Whether each canary patient was included, on its notes' rows."""
+    included = {note["id"]: int(p["included"]) for p in patients for note in p["notes"]}
+    rows = (table["set"] == audit.PATIENT_SET).to_numpy()
+    table.loc[rows, audit.INCLUDED] = table.loc[rows, "id"].map(included).to_numpy()

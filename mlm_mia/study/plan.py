@@ -16,14 +16,14 @@ from ..common import columns
 from ..common.errors import InputError
 from ..common.outputs import check_apart, held
 from ..common.stopwatch import Stopwatch
-from ..data import canaries
+from ..data import canaries, canary_patients
 from ..data.sets import load_sets, sets_digest
 from ..engine import distributed, models, neighbours
 from ..engine.cache import TextCache
 from ..engine.scoring import ModelDir, ScoreSettings
 from ..settings.study import StudySettings
-from ..stats import audit, evaluation
-from .canaries import load_canaries
+from ..stats import evaluation
+from .canaries import load_canaries, with_canaries
 from .outputs import OUTPUTS
 from .shadows import shadow_recipe
 
@@ -70,6 +70,7 @@ class Plan:
     sets: pd.DataFrame
     sets_sha256: dict
     planted: list[dict]
+    planted_patients: list[dict]
     n_alternatives: int
     alternatives: list[str]  # the canaries' alternative secrets, scored for their exposure
     engine: ScoreSettings
@@ -95,9 +96,8 @@ def plan_study(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwat
             raise InputError(f"{settings.data_dir / f'{name}.jsonl'}: sentences of {n} patient; every "
                              "set needs at least 2 patients (prepare_data_MIA.py --n-patients 2 or more)")
     planted = load_canaries(settings.data_dir, sets)
-    if planted:
-        sets = pd.concat([sets, pd.DataFrame([{"set": audit.SET, "id": c["id"], "patient_id": c["patient_id"],
-                                               "text": c["text"]} for c in planted])], ignore_index=True)
+    planted_patients = load_canaries(settings.data_dir, sets, canary_patients)
+    sets = with_canaries(sets, planted, planted_patients)
     n_alternatives = canaries.alternatives_count(planted, settings.exposure_alternatives)
     alternatives = [text for c in planted for text in canaries.alternatives(
         c, n_alternatives, settings.seed, len(c["secret"]))]
@@ -126,5 +126,5 @@ def plan_study(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwat
     neighbour_cache = None
     if any(a.name == "ne" for a in runnable):  # in the data folder: the neighbours are note text
         neighbour_cache = holds.enter_context(neighbours.cache_for(settings.data_dir, settings.no_cache))
-    return Plan(sets, sets_sha256, planted, n_alternatives, alternatives, engine, references, model_dirs,
+    return Plan(sets, sets_sha256, planted, planted_patients, n_alternatives, alternatives, engine, references, model_dirs,
                 runnable, left_out, neighbour_dir, neighbour_cache)

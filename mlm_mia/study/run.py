@@ -20,7 +20,7 @@ from ..engine.cache import ScoreCache
 from ..settings.study import StudySettings
 from ..stats import evaluation, validity
 from ..training import demo, shadow
-from .canaries import add_canary_columns
+from .canaries import add_canary_columns, add_canary_patient_columns
 from .outputs import check_not_another_run, most_exposed, write_outputs
 from .plan import check_paths, data_lock, plan_study
 from .record import run_record
@@ -78,10 +78,10 @@ def _demo_models(settings: StudySettings, ranks: distributed.Ranks) -> StudySett
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # a shadow job that torchrun's rank started finds the sets made, and its rank holding them
         with data_lock(settings, True) if settings.shadow_index is None else contextlib.nullcontext():
-            target, references = demo.prepare(settings.data_dir, settings.canaries)
+            target, references = demo.prepare(settings.data_dir, settings.canaries, settings.canary_patients)
     distributed.barrier(ranks)
     if not ranks.main:
-        target, references = demo.prepare(settings.data_dir, settings.canaries)
+        target, references = demo.prepare(settings.data_dir, settings.canaries, settings.canary_patients)
     return settings.replace(target=target, reference=tuple(references))
 
 
@@ -123,6 +123,8 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
         evaluation.check_scores(table)
     if plan.planted:
         add_canary_columns(table, plan.planted, scored.target_extra_pll, plan.n_alternatives)
+    if plan.planted_patients:
+        add_canary_patient_columns(table, plan.planted_patients)
     with watch.stage("validity check"):
         text_only, validity_tests = validity.text_only(plan.sets, evaluation.COMPARISONS, settings.seed)
         for name, values in text_only.items():

@@ -11,7 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..data import canaries, prepare as prepare_sets
+from ..data import canaries, canary_patients, prepare as prepare_sets
 from . import recipe as recipe_module
 from ..common.errors import InputError
 from ..common.outputs import json_text, replaced_dir
@@ -37,28 +37,34 @@ def _train_model(folder: Path, texts: list[str], tokenizer_dir: Path, recipe: Re
 
 def target_texts(data_dir: Path) -> list[str]:
     """What the demo's target trains on: the sentences of the synthetic training split of
-    the sets in ``data_dir``, and each included canary as often as its repeats."""
+    the sets in ``data_dir``, each included canary as often as its repeats, and every note
+    of the included canary patients (one sentence each)."""
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     train_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "train_notes.csv.gz"
     texts = [s for _, s in note_source(str(train_file), "train", None).sentences(20)]
     if (data_dir / canaries.FILE).exists():
         texts += [c["text"] for c in canaries.load(data_dir / canaries.FILE, set(), set())
                   for _ in range(c["repeats"]) if c["included"]]
+    if (data_dir / canary_patients.FILE).exists():
+        texts += [note["text"] for p in canary_patients.load(data_dir / canary_patients.FILE, set(), set())
+                  if p["included"] for note in p["notes"]]
     return texts
 
 
-def _drawn_from_the_corpus(manifest: dict, n_canaries: int) -> bool:
-    """Whether the sets of ``manifest`` were drawn, with ``n_canaries`` canaries, from the
-    synthetic corpus as it is now (a corpus made again by newer code is another corpus)."""
+def _drawn_from_the_corpus(manifest: dict, n_canaries: int, n_canary_patients: int = 0) -> bool:
+    """Whether the sets of ``manifest`` were drawn, with ``n_canaries`` canaries and
+    ``n_canary_patients`` canary patients, from the synthetic corpus as it is now (a corpus
+    made again by newer code is another corpus)."""
     sources = manifest.get("sources") or {}
-    if (manifest.get("canaries") or {}).get("n", 0) != n_canaries:
+    if ((manifest.get(canaries.KEY) or {}).get("n", 0), (manifest.get(canary_patients.KEY) or {}).get("n", 0)
+            ) != (n_canaries, n_canary_patients):
         return False
     return all(sources.get(flag) and Path(sources[flag]).exists()
                and prepare_sets.unchanged(manifest, flag, note_source(sources[flag], flag, None))
                for flag in ("train_notes", "heldout_notes"))
 
 
-def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
+def prepare(data_dir: Path, n_canaries: int, n_canary_patients: int = 0) -> tuple[Path, list[Path]]:
     """Sets from the synthetic corpus in ``data_dir`` and the two tiny models, made once
     and kept there; returns the target's folder and the reference's, as a list."""
     from .train import train_tokenizer
@@ -69,10 +75,10 @@ def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
         raise InputError(f"--demo: {data_dir} holds sets of real inputs; give the demo its "
                          "own --data-dir")
     prepare_sets.ensure_synthetic(SYNTHETIC_DIR)
-    if not _drawn_from_the_corpus(manifest, n_canaries):
+    if not _drawn_from_the_corpus(manifest, n_canaries, n_canary_patients):
         prepare_sets.prepare_sets(PrepareSettings(
             out_dir=data_dir, population=POPULATION, population_patients=POPULATION_PATIENTS,
-            canaries=n_canaries, replace_canaries=True))
+            canaries=n_canaries, canary_patients=n_canary_patients, replace_canaries=True))
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
     folder = data_dir / "models"
@@ -80,8 +86,9 @@ def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
     # models are tied to the sets (the reference must not have seen the non-members), to
     # the canaries planted in the target's training data and to the notes they train on
     stamp = folder / "sets.sha256"
-    sets_digest = hashlib.sha256(json_text([manifest["sets"], manifest.get("canaries"),
-                                            manifest["inputs"]]).encode()).hexdigest()
+    sets_digest = hashlib.sha256(json_text([manifest["sets"], manifest.get("canaries"), manifest["inputs"]]
+                                           + ([manifest[canary_patients.KEY]] if canary_patients.KEY in manifest
+                                              else [])).encode()).hexdigest()
     if folder.exists() and not (stamp.exists() and stamp.read_text().strip() == sets_digest):
         log.info("The sets or their notes changed since the demo models were trained: training them again")
         shutil.rmtree(folder)
