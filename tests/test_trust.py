@@ -83,7 +83,7 @@ def test_a_sentence_of_unknown_tokens_is_scored_by_the_pll_and_the_masked_loss(t
                                        num_attention_heads=2, intermediate_size=32)).eval()
     texts = ["\U0001F600\U0001F600 \U0001F600", "the patient is fine today."]
     assert tokenizer(texts[0])["input_ids"] == [2, 1, 1, 3]
-    scores = PLLEngine(model, tokenizer, 64, progress=False).score(texts)
+    scores = PLLEngine(model, tokenizer, 64).score(texts)
     assert [s.n_tokens for s in scores] == [2, 6] and np.isfinite([s.pll for s in scores]).all()
     assert np.isfinite(masked_logprobs(model, tokenizer, texts, 64)).all()
 

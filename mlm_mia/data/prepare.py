@@ -22,6 +22,8 @@ from ..common.outputs import (check_apart, json_text, jsonl_text, locked_output_
 from .sentences import SPLITTERS, text_hash
 from .sets import SET_NAMES
 from .sources import Source, n2c2_source, note_source, training_text_source
+from ..common.progress import set_verbosity
+from ..common.stopwatch import Stopwatch
 from ..common.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, default=Path("data"), help="output folder (data/)")
     parser.add_argument("--synthetic-dir", type=Path, default=SYNTHETIC_DIR,
                         help="where the built-in synthetic corpus lives (data/synthetic)")
+    add_flag(parser, "--quiet")
+    add_flag(parser, "--verbose")
     return parser
 
 
@@ -224,9 +228,10 @@ def _split_dir(args: argparse.Namespace) -> Path:
     return args.split_dir or args.out_dir / "split"
 
 
-def prepare(args: argparse.Namespace) -> dict:
+def prepare(args: argparse.Namespace, watch: Stopwatch | None = None) -> dict:
     """Sample the sets and write them with their manifest; return the manifest. Nothing is
-    written unless the whole run succeeds (the split halves included)."""
+    written unless the whole run succeeds (the split halves included). Timed in ``watch``."""
+    watch = watch or Stopwatch()
     if args.n_sentences < args.n_patients:
         raise InputError(f"--n-sentences {args.n_sentences} is fewer than --n-patients "
                          f"{args.n_patients}: every patient of a set gives at least one sentence")
@@ -239,11 +244,11 @@ def prepare(args: argparse.Namespace) -> dict:
     with locked_output_dir(args.out_dir, "--out-dir"):
         kept = kept_canaries(args)
         if not args.split:
-            return _prepare(args, None, kept)
+            return _prepare(args, None, kept, watch)
         split_dir = _split_dir(args)
         remove_stale_staging(split_dir)
         with staging_dir(split_dir, split.FILES) as split_stage:
-            return _prepare(args, split_stage, kept)
+            return _prepare(args, split_stage, kept, watch)
 
 
 def _given(pattern: str | None) -> list[str]:
@@ -291,27 +296,29 @@ def kept_canaries(args: argparse.Namespace) -> dict | None:
             "notes": notes.read_bytes() if notes.is_file() else None}
 
 
-def _prepare(args: argparse.Namespace, split_stage: Path | None, kept: dict | None) -> dict:
-    with Workers(args.workers) as workers:
-        return _sample(args, split_stage, workers, kept)
+def _prepare(args: argparse.Namespace, split_stage: Path | None, kept: dict | None, watch: Stopwatch) -> dict:
+    with Workers(args.workers) as workers, watch.stage("drawing sets"):  # less its inner stages
+        return _sample(args, split_stage, workers, kept, watch)
 
 
-def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers, kept: dict | None) -> dict:
-    read = _resolve_inputs(args, split_stage)
-    # what the manifest records: the split halves where they will be, not where they are read
-    recorded = (lambda path: path) if split_stage is None else (
-        lambda path: path.replace(str(split_stage), str(_split_dir(args)), 1))
-    inputs = {role: None if path is None else recorded(path) for role, path in read.items()}
-    train = note_source(read["train"], "--train-notes", args.splitter)
-    heldout = note_source(read["heldout"], "--heldout-notes", args.splitter)
-    external = n2c2_source(read["n2c2"], "--n2c2", args.splitter) if read["n2c2"] else None
-    seen_text = (training_text_source(args.members_from, "--members-from", args.splitter)
-                 if args.members_from else None)
+def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers, kept: dict | None,
+            watch: Stopwatch) -> dict:
+    with watch.stage("reading notes"):
+        read = _resolve_inputs(args, split_stage)
+        # what the manifest records: the split halves where they will be, not where they are read
+        recorded = (lambda path: path) if split_stage is None else (
+            lambda path: path.replace(str(split_stage), str(_split_dir(args)), 1))
+        inputs = {role: None if path is None else recorded(path) for role, path in read.items()}
+        train = note_source(read["train"], "--train-notes", args.splitter)
+        heldout = note_source(read["heldout"], "--heldout-notes", args.splitter)
+        external = n2c2_source(read["n2c2"], "--n2c2", args.splitter) if read["n2c2"] else None
+        seen_text = (training_text_source(args.members_from, "--members-from", args.splitter)
+                     if args.members_from else None)
 
-    allowed = sampling.scan(seen_text, args.min_chars, workers=workers).hashes if seen_text else None
-    train_scan = sampling.scan(train, args.min_chars, allowed, workers)
-    training_hashes = train_scan.hashes if allowed is None else np.union1d(train_scan.hashes, allowed)
-    heldout_scan = sampling.scan(heldout, args.min_chars, workers=workers)
+        allowed = sampling.scan(seen_text, args.min_chars, workers=workers).hashes if seen_text else None
+        train_scan = sampling.scan(train, args.min_chars, allowed, workers)
+        training_hashes = train_scan.hashes if allowed is None else np.union1d(train_scan.hashes, allowed)
+        heldout_scan = sampling.scan(heldout, args.min_chars, workers=workers)
     avoid = _Texts(training_hashes)
     members_allowed = _Texts(allowed if allowed is not None else training_hashes)
     heldout_text = _Texts(heldout_scan.hashes)
@@ -359,9 +366,9 @@ def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers
                "members_from": seen_text}
     manifest = {
         "tool": "mlm_mia prepare_data_MIA.py", "version": __version__, "seed": args.seed,
-        # every argument that can change the outputs (--workers cannot)
+        # every argument that can change the outputs (--workers, --quiet, --verbose cannot)
         "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
-                      if k != "workers"},
+                      if k not in ("workers", "quiet", "verbose")},
         "inputs": {name: {"files": {recorded(k): v for k, v in src.fingerprint().items()},
                           "splitter": {recorded(k): v for k, v in src.splitters().items()}}
                    for name, src in sources.items() if src is not None},
@@ -378,7 +385,7 @@ def _sample(args: argparse.Namespace, split_stage: Path | None, workers: Workers
         train_scan.patients | heldout_scan.patients)
     if planted or kept:
         manifest["canaries"] = kept["record"] if kept else planted[2]
-    with staging_dir(args.out_dir, OUTPUTS) as stage:
+    with watch.stage("writing sets"), staging_dir(args.out_dir, OUTPUTS) as stage:
         for name, records in sets.items():
             (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
         if kept:  # as they were, byte for byte
@@ -418,5 +425,9 @@ def _plant_canaries(args: argparse.Namespace, train: Source, corpus_hashes: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    prepare(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    set_verbosity(args.quiet, args.verbose)
+    watch = Stopwatch()
+    prepare(args, watch)
+    log.info("Seconds: %s", watch.summary())
     return 0

@@ -32,6 +32,7 @@ from ..engine.scoring import BACKENDS, ModelDir, ScoreSettings, probe_features, 
 from ..training import recipe as recipe_module
 from ..training.recipe import Recipe
 from ..data.sets import load_sets, sets_digest
+from ..common.progress import set_verbosity
 from ..common.stopwatch import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-exposed", type=non_negative_int, default=0, metavar="N",
                         help="list in report.html the N member sentences the best attack scores "
                         "highest, with their TEXT: report.html then holds note text (0: never)")
+    add_flag(parser, "--quiet")
+    add_flag(parser, "--verbose")
     return parser
 
 
@@ -305,6 +308,7 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
     # the cache are checked before any work
     writes = ranks.main and args.shadow_index is None
     out = locked_output_dir(args.out_dir, "--out-dir") if writes else contextlib.nullcontext()
+    watch = Stopwatch()
     with out, ScoreCache(None if args.no_cache else args.cache_dir / "pll.sqlite") as cache, \
             contextlib.ExitStack() as holds:
         if args.demo:
@@ -312,14 +316,14 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
                 args.data_dir.mkdir(parents=True, exist_ok=True)
                 # a shadow job that torchrun's rank started finds the sets made, and its rank holding them
                 with _data_lock(args, True) if args.shadow_index is None else contextlib.nullcontext():
-                    args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
+                    args.target, args.reference = demo.prepare(args.data_dir, args.canaries, watch)
             distributed.barrier(ranks)
             if not ranks.main:
-                args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
+                args.target, args.reference = demo.prepare(args.data_dir, args.canaries, watch)
         if args.target is None:
             raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
                              "--reference MODEL_DIR), or --demo")
-        return _score(args, ranks, cache, holds)
+        return _score(args, ranks, cache, holds, watch)
 
 
 def _data_lock(args: argparse.Namespace, exclusive: bool) -> contextlib.AbstractContextManager:
@@ -332,10 +336,9 @@ def _data_lock(args: argparse.Namespace, exclusive: bool) -> contextlib.Abstract
 
 
 def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache,
-           holds: contextlib.ExitStack) -> dict:
+           holds: contextlib.ExitStack, watch: Stopwatch) -> dict:
     """Score the models into the table, add the attacks, write and print (the data folder
-    and the shadow models held in ``holds`` until the outputs are written)."""
-    watch = Stopwatch()
+    and the shadow models held in ``holds`` until the outputs are written; timed in ``watch``)."""
     with watch.stage("checks"):
         if args.data_dir.is_dir():
             holds.enter_context(_data_lock(args, False))
@@ -544,5 +547,7 @@ def write_outputs(args: argparse.Namespace, table: pd.DataFrame, results: dict, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(parse_args(argv))
+    args = parse_args(argv)
+    set_verbosity(args.quiet, args.verbose)
+    run(args)
     return 0

@@ -15,6 +15,7 @@ from ..data import canaries, prepare as prepare_sets
 from . import recipe as recipe_module
 from ..common.errors import InputError
 from ..common.outputs import json_text, replaced_dir
+from ..common.stopwatch import Stopwatch
 from .recipe import Recipe
 from ..data.sources import note_source
 
@@ -25,13 +26,14 @@ POPULATION_PATIENTS = 110
 
 
 def _train_model(folder: Path, texts: list[str], tokenizer_dir: Path, recipe: Recipe) -> None:
+    """Train the demo model ``folder`` is named after."""
     from transformers import RobertaTokenizerFast
 
     from .train import train_tiny_mlm
 
     with replaced_dir(folder) as scratch:
         tokenizer = RobertaTokenizerFast.from_pretrained(tokenizer_dir)
-        train_tiny_mlm(texts, scratch, tokenizer, recipe, seed=recipe.seed)
+        train_tiny_mlm(texts, scratch, tokenizer, recipe, seed=recipe.seed, stage=f"training {folder.name}")
 
 
 def target_texts(data_dir: Path) -> list[str]:
@@ -57,11 +59,18 @@ def _drawn_from_the_corpus(manifest: dict, n_canaries: int) -> bool:
                for flag in ("train_notes", "heldout_notes"))
 
 
-def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
+def prepare(data_dir: Path, n_canaries: int, watch: Stopwatch) -> tuple[Path, list[Path]]:
     """Sets from the synthetic corpus in ``data_dir`` and the two tiny models, made once
-    and kept there; returns the target's folder and the reference's, as a list."""
-    from .train import train_tokenizer
+    and kept there (timed in ``watch``); returns the target's folder and the reference's,
+    as a list."""
+    with watch.stage("demo data"):
+        manifest = _sets(data_dir, n_canaries)
+    with watch.stage("training"):
+        return _models(data_dir, manifest)
 
+
+def _sets(data_dir: Path, n_canaries: int) -> dict:
+    """The manifest of the demo's sets in ``data_dir``, drawn there unless they are."""
     manifest_path = data_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
     if manifest and (manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]):
@@ -69,10 +78,17 @@ def prepare(data_dir: Path, n_canaries: int) -> tuple[Path, list[Path]]:
                          "own --data-dir")
     prepare_sets.ensure_synthetic(prepare_sets.SYNTHETIC_DIR)
     if not _drawn_from_the_corpus(manifest, n_canaries):
-        prepare_sets.main(["--out-dir", str(data_dir), "--population", str(POPULATION),
-                           "--population-patients", str(POPULATION_PATIENTS), "--canaries", str(n_canaries),
-                           "--replace-canaries"])
+        prepare_sets.prepare(prepare_sets.build_parser().parse_args([
+            "--out-dir", str(data_dir), "--population", str(POPULATION), "--population-patients",
+            str(POPULATION_PATIENTS), "--canaries", str(n_canaries), "--replace-canaries"]))
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return manifest
+
+
+def _models(data_dir: Path, manifest: dict) -> tuple[Path, list[Path]]:
+    """The demo's target and reference for the sets of ``manifest``, trained unless they are."""
+    from .train import train_tokenizer
+
     heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
     folder = data_dir / "models"
     target, reference = folder / "target", folder / "reference"
