@@ -71,6 +71,19 @@ def tiny_sets(corpus, tmp_path) -> Path:
     return data
 
 
+def test_a_log_gets_a_line_every_tenth_of_the_stage_and_at_least_every_30_s(caplog, at_once):
+    with caplog.at_level(logging.INFO):
+        with Progress("scan", 1000, "notes") as bar:
+            for _ in range(1000):
+                bar.update()
+            assert [line.split(" ")[0] for line in progress_lines(caplog)["scan"]] == [
+                f"{n:,}/1,000" for n in range(100, 1001, 100)]
+            bar.last_time -= progress.LOG_SECONDS  # half a minute since the last line
+            bar.update(0)
+    *_, slow, end = progress_lines(caplog)["scan"]
+    assert slow.startswith("1,000/1,000 notes") and end.startswith("1,000 notes in 0 s")
+
+
 def test_a_log_shows_each_scoring_stage_with_its_time_left_and_no_text_and_quiet_silences_it(
         random_roberta, tiny_sets, tmp_path, caplog, capsys, levels, at_once):
     args = ["--target", str(random_roberta), "--data-dir", str(tiny_sets), "--cache-dir", str(tmp_path / "cache"),

@@ -116,7 +116,7 @@ def test_every_script_defines_a_shared_flag_the_same_way():
     parsers = [prepare.build_parser(), score.build_parser(), metrics_cli.build_parser()]
     for flag, definition in cli.SHARED_FLAGS.items():
         actions = [a for p in parsers for a in p._actions if flag in a.option_strings]
-        assert actions and all((a.type, a.default) == (definition["type"], definition["default"])
+        assert actions and all((a.type, a.default) == (definition.get("type"), definition["default"])
                                for a in actions), flag
     shared = {flag for i, p in enumerate(parsers) for q in parsers[i + 1:]
               for flag in {o for a in p._actions for o in a.option_strings}

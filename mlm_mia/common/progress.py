@@ -9,6 +9,7 @@ nothing. Only stage names and counts are shown, never a sentence.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 
@@ -69,7 +70,8 @@ class Progress:
             return
         if self.terminal:
             if now - self.last_time >= TERMINAL_SECONDS:
-                sys.stderr.write(f"\r{self.line(now)}\x1b[K")
+                width = shutil.get_terminal_size().columns - 1  # a wrapped line would not be redrawn
+                sys.stderr.write(f"\r{self.line(now)[:width]}\x1b[K")
                 sys.stderr.flush()
                 self.shown, self.last_time = True, now
         elif done - self.last_done >= LOG_FRACTION * self.total or now - self.last_time >= LOG_SECONDS:
