@@ -54,10 +54,11 @@ def similarity_features(model, tokenizer, texts: Sequence[str], max_length: int,
     pairs = torch.triu_indices(n_views, n_views, offset=1)
     features = np.empty((len(texts), pairs.size(1)))
     lengths = [len(ids) for ids in encoded]
+    per_token = len(texts) / max(sum(lengths), 1)  # progress in step with the work: tokens
     with torch.inference_mode():
         for batch in equal_length_batches(lengths, batch_tokens, n_views):
-            if progress is not None:  # in step with the work: tokens
-                progress.update(len(texts) * lengths[batch[0]] * len(batch) / sum(lengths))
+            if progress is not None:
+                progress.update(per_token * lengths[batch[0]] * len(batch))
             views = np.concatenate([
                 masked_views(encoded[i], ~np.isin(encoded[i], specials), tokenizer.mask_token_id,
                              n_views, np.random.default_rng([seed, text_hash(texts[i])]))

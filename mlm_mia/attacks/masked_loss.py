@@ -45,10 +45,11 @@ def masked_logprobs(model, tokenizer, texts: Sequence[str], max_length: int, see
     head = lm_head_of(model)
     result = np.full((len(texts), draws), np.nan)
     lengths = [len(ids) for ids in encoded]
+    per_token = len(texts) / max(sum(lengths), 1)  # progress in step with the work: tokens
     with torch.inference_mode():
         for batch in equal_length_batches(lengths, batch_tokens, draws):
-            if progress is not None:  # in step with the work: tokens
-                progress.update(len(texts) * lengths[batch[0]] * len(batch) / sum(lengths))
+            if progress is not None:
+                progress.update(per_token * lengths[batch[0]] * len(batch))
             copies, rows, positions, targets, owners = [], [], [], [], []
             for index in batch:
                 ids = np.asarray(encoded[index], dtype=np.int64)

@@ -146,8 +146,8 @@ def score_sentences(model_dir: ModelDir, sentences: Sequence[str], settings: Sco
         log.debug("%s: at most %d tokens a sentence, %d a forward pass", model_dir.name, max_length,
                   max(settings.batch_tokens, max_length))
         with Progress(f"PLL {model_dir.name}", len(todo), "sentences", enabled=settings.progress) as bar:
-            _compute_missing(keys, todo, found, lambda block: backend.score([sentences[i] for i in block], bar),
-                             cache.put)
+            _compute_missing(keys, todo, found,
+                             lambda block: backend.score([sentences[i] for i in block], bar), cache.put)
     scores = [found[key] for key in keys]
     n_truncated = sum(s.truncated for s in scores)
     if n_truncated:
