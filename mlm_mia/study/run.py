@@ -380,6 +380,7 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
     if args.shadow_index is not None:
         log.info("Shadow models %s are trained; a run without --shadow-index scores with them",
                  ",".join(map(str, args.shadow_index)))
+        log.info("Seconds: %s", watch.summary())
         return {}
     halves = {}
     for s in shadows:  # the IN/OUT labels of the record checked where each model is hashed and loaded
