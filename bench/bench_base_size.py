@@ -53,7 +53,7 @@ loaded = gib()
 words = " ".join(open(sys.argv[3]).read().split()[:2000])
 ids = tokenizer(words, add_special_tokens=False)["input_ids"][:510]
 engine = PLLEngine(model, tokenizer, models.max_sequence_length(model, tokenizer),
-                   batch_tokens=models.default_batch_tokens(device), progress=False)
+                   batch_tokens=models.default_batch_tokens(device))
 start = time.perf_counter()
 scores = engine.score([tokenizer.decode(ids)])
 print(json.dumps({"tokens": scores[0].n_tokens, "seconds": time.perf_counter() - start,

@@ -126,20 +126,20 @@ def main() -> None:
         limit = models.max_sequence_length(model, tokenizer)
 
         # what minicons computes (token log-probs); Min-K%++'s statistics timed apart
-        engine = PLLEngine(model, tokenizer, limit, batch_tokens=batch_tokens, progress=False,
+        engine = PLLEngine(model, tokenizer, limit, batch_tokens=batch_tokens,
                            distribution_stats=False)
         engine.score(sentences[:50])  # warm-up
         scores, t_engine, mem_engine = timed(lambda: engine.score(sentences), device)
-        with_stats = PLLEngine(model, tokenizer, limit, batch_tokens=batch_tokens, progress=False)
+        with_stats = PLLEngine(model, tokenizer, limit, batch_tokens=batch_tokens)
         _, t_stats, _ = timed(lambda: with_stats.score(sentences), device)
-        engine32 = PLLEngine(model32, tokenizer, limit, batch_tokens=batch_tokens, progress=False,
+        engine32 = PLLEngine(model32, tokenizer, limit, batch_tokens=batch_tokens,
                              distribution_stats=False)
         scores32 = engine32.score(sentences) if dtype != torch.float32 else scores
         pll, pll32 = np.array([s.pll for s in scores]), np.array([s.pll for s in scores32])
 
         compiled = {}
         if args.compile == "on" or (args.compile == "auto" and device.type == "cuda"):
-            fast = PLLEngine(model, tokenizer, limit, batch_tokens=batch_tokens, progress=False,
+            fast = PLLEngine(model, tokenizer, limit, batch_tokens=batch_tokens,
                              distribution_stats=False, compile=True)
             _, t_compile, _ = timed(lambda: fast.score(sentences), device)  # compiles
             fast_scores, t_fast, mem_fast = timed(lambda: fast.score(sentences), device)
@@ -150,7 +150,7 @@ def main() -> None:
         sweep = {}
         for budget in (args.sweep_batch_tokens if args.sweep_batch_tokens is not None
                        else [65_536, 1_048_576] if device.type == "cuda" else []):
-            other = PLLEngine(model, tokenizer, limit, batch_tokens=budget, progress=False,
+            other = PLLEngine(model, tokenizer, limit, batch_tokens=budget,
                               distribution_stats=False)
             _, t_other, mem_other = timed(lambda: other.score(sentences), device)
             sweep[budget] = {"sentences_per_s": args.n / t_other, "peak_gib": mem_other}

@@ -23,7 +23,7 @@ DEVICE = torch.device(os.environ.get("MLM_MIA_TEST_DEVICE", "cpu"))
 
 def engine_for(path, **kwargs) -> PLLEngine:
     model, tokenizer = load_masked_lm(path, "--target", DEVICE, torch.float32)
-    return PLLEngine(model, tokenizer, max_sequence_length(model, tokenizer), progress=False, **kwargs)
+    return PLLEngine(model, tokenizer, max_sequence_length(model, tokenizer), **kwargs)
 
 
 def naive_scores(path, sentence: str) -> np.ndarray:

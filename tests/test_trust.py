@@ -85,7 +85,7 @@ def test_a_sentence_of_unknown_tokens_is_scored_by_the_pll_and_the_masked_loss(t
                                        num_attention_heads=2, intermediate_size=32)).eval()
     texts = ["\U0001F600\U0001F600 \U0001F600", "the patient is fine today."]
     assert tokenizer(texts[0])["input_ids"] == [2, 1, 1, 3]
-    scores = PLLEngine(model, tokenizer, 64, progress=False).score(texts)
+    scores = PLLEngine(model, tokenizer, 64).score(texts)
     assert [s.n_tokens for s in scores] == [2, 6] and np.isfinite([s.pll for s in scores]).all()
     assert np.isfinite(masked_logprobs(model, tokenizer, texts, 64)).all()
 
@@ -118,7 +118,7 @@ def test_every_script_defines_a_shared_flag_the_same_way():
     parsers = [prepare.build_parser(), score.build_parser(), metrics_cli.build_parser()]
     for flag, definition in cli.SHARED_FLAGS.items():
         actions = [a for p in parsers for a in p._actions if flag in a.option_strings]
-        assert actions and all((a.type, a.default) == (definition["type"], definition["default"])
+        assert actions and all((a.type, a.default) == (definition.get("type"), definition["default"])
                                for a in actions), flag
     shared = {flag for i, p in enumerate(parsers) for q in parsers[i + 1:]
               for flag in {o for a in p._actions for o in a.option_strings}

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..common import columns
+from ..common.progress import Progress
 from ..data.sentences import text_hash
 from ..data.sets import SHADOW_SETS
 from .base import Inputs, Probe
@@ -37,7 +38,8 @@ def masked_views(ids: Sequence[int], maskable: np.ndarray, mask_id: int, n_views
 
 
 def similarity_features(model, tokenizer, texts: Sequence[str], max_length: int,
-                        seed: int = 0, batch_tokens: int = 16384, n_views: int = N_VIEWS) -> np.ndarray:
+                        seed: int = 0, batch_tokens: int = 16384, progress: Progress | None = None,
+                        n_views: int = N_VIEWS) -> np.ndarray:
     """``[len(texts), n(n-1)/2]`` sorted pairwise cosine similarities of each text's views.
 
     A text's views depend only on ``seed`` and the text, not on its batch or position.
@@ -51,8 +53,12 @@ def similarity_features(model, tokenizer, texts: Sequence[str], max_length: int,
     device = next(model.parameters()).device
     pairs = torch.triu_indices(n_views, n_views, offset=1)
     features = np.empty((len(texts), pairs.size(1)))
+    lengths = [len(ids) for ids in encoded]
+    per_token = len(texts) / max(sum(lengths), 1)  # progress in step with the work: tokens
     with torch.inference_mode():
-        for batch in equal_length_batches([len(ids) for ids in encoded], batch_tokens, n_views):
+        for batch in equal_length_batches(lengths, batch_tokens, n_views):
+            if progress is not None:
+                progress.update(per_token * lengths[batch[0]] * len(batch))
             views = np.concatenate([
                 masked_views(encoded[i], ~np.isin(encoded[i], specials), tokenizer.mask_token_id,
                              n_views, np.random.default_rng([seed, text_hash(texts[i])]))

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.sentences import text_hash
+from ..common.progress import Progress
 from .base import Inputs, Probe
 
 MASK_FRACTION = 0.15
@@ -28,7 +29,8 @@ def masked_positions(n_scored: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def masked_logprobs(model, tokenizer, texts: Sequence[str], max_length: int, seed: int = 0,
-                    batch_tokens: int = 16384, draws: int = DRAWS) -> np.ndarray:
+                    batch_tokens: int = 16384, progress: Progress | None = None,
+                    draws: int = DRAWS) -> np.ndarray:
     """``[len(texts), draws]``: the mean log-probability of the masked tokens of each draw.
 
     A text's draws depend only on ``seed`` and the text, not on its batch or position.
@@ -42,8 +44,12 @@ def masked_logprobs(model, tokenizer, texts: Sequence[str], max_length: int, see
     device = next(model.parameters()).device
     head = lm_head_of(model)
     result = np.full((len(texts), draws), np.nan)
+    lengths = [len(ids) for ids in encoded]
+    per_token = len(texts) / max(sum(lengths), 1)  # progress in step with the work: tokens
     with torch.inference_mode():
-        for batch in equal_length_batches([len(ids) for ids in encoded], batch_tokens, draws):
+        for batch in equal_length_batches(lengths, batch_tokens, draws):
+            if progress is not None:
+                progress.update(per_token * lengths[batch[0]] * len(batch))
             copies, rows, positions, targets, owners = [], [], [], [], []
             for index in batch:
                 ids = np.asarray(encoded[index], dtype=np.int64)

@@ -17,6 +17,7 @@ from ..common import columns
 from ..report import tables as report
 from .common import Parser, add_flag
 from ..common.errors import InputError
+from ..common.progress import set_verbosity
 from ..common.outputs import atomic_path, check_apart, json_text, write_text_atomic
 from ..data.sets import SET_NAMES
 
@@ -39,6 +40,8 @@ def build_parser() -> Parser:
     add_flag(parser, "--bootstrap")
     add_flag(parser, "--seed", help="bootstrap seed (0)")
     add_flag(parser, "--audit-delta")
+    add_flag(parser, "--quiet")
+    add_flag(parser, "--verbose")
     return parser
 
 
@@ -155,6 +158,7 @@ def _settings(scores: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_verbosity(args.quiet, args.verbose)
     check_apart({flag: [path] for flag, path in (("--json", args.json), ("--patients", args.patients),
                                                  ("--html", args.html)) if path},
                 {"the scores file": args.scores,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from ..common.progress import set_verbosity
 from ..settings.prepare import PrepareSettings
-from .common import Parser, add_setting, settings_from
+from .common import Parser, add_flag, add_setting, settings_from
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,15 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
         "CPU this process may use); the outputs are the same for any number")
     add(parser, "--out-dir", help="output folder (data/)")
     add(parser, "--synthetic-dir", help="where the built-in synthetic corpus lives (data/synthetic)")
+    add_flag(parser, "--quiet")
+    add_flag(parser, "--verbose")
     return parser
 
 
-def parse_settings(argv: list[str] | None) -> PrepareSettings:
-    return settings_from(PrepareSettings, build_parser().parse_args(argv))
-
-
 def main(argv: list[str] | None = None) -> int:
+    from ..common.stopwatch import Stopwatch
     from ..data.prepare import prepare_sets
 
-    prepare_sets(parse_settings(argv))
+    arguments = build_parser().parse_args(argv)
+    set_verbosity(arguments.quiet, arguments.verbose)
+    watch = Stopwatch()
+    prepare_sets(settings_from(PrepareSettings, arguments, "quiet", "verbose"), watch)
+    log.info("Seconds: %s", watch.summary())
     return 0

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..common.outputs import check_apart
 from ..settings.study import StudySettings
-from .common import Parser, add_setting, config_argv, settings_from
+from ..common.progress import set_verbosity
+from .common import Parser, add_flag, add_setting, config_argv, settings_from
 
 DESCRIPTION = (
     "Membership inference on a masked LM: scores the sentence sets written by "
@@ -93,29 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
     add(outputs, "--no-plot", help="skip roc.png and report.html (the figures)")
     add(outputs, "--overwrite", help="replace the results of another run in --out-dir (without it, "
         "a run replaces only the results of an earlier run of the same settings, and stops otherwise)")
+    add_flag(outputs, "--quiet")
+    add_flag(outputs, "--verbose")
     add(outputs, "--show-exposed", metavar="N", help="list in report.html the N member sentences the "
         "best attack scores highest, with their TEXT: report.html then holds note text (0: never)")
     return parser
 
 
 def parse_settings(argv: list[str] | None) -> StudySettings:
-    """Flags over YAML settings over defaults; the file's values pass the flags' checks."""
+    """Flags over YAML settings over defaults; the file's values pass the flags' checks.
+    The verbosity (--quiet, --verbose) is set here: it is how the run talks, not what it does."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.config is not None:
-        from_file = config_argv(parser, arguments.config)
+    config = arguments.config
+    if config is not None:
+        from_file = config_argv(parser, config)
         if arguments.reference:  # given on the command line: replaces the file's list, not added to it
             from_file = [t for i, t in enumerate(from_file)
                          if t != "--reference" and (i == 0 or from_file[i - 1] != "--reference")]
-        config = arguments.config
         arguments = parser.parse_args(from_file + (sys.argv[1:] if argv is None else argv))
-        settings = settings_from(StudySettings, arguments, "config")
+    set_verbosity(arguments.quiet, arguments.verbose)
+    settings = settings_from(StudySettings, arguments, "config", "quiet", "verbose")
+    if config is not None:  # the file is an input of the run too
         from ..study.outputs import OUTPUTS
 
         check_apart({"--out-dir": [settings.out_dir, *(settings.out_dir / name for name in OUTPUTS)]},
                     {"--config": [config]})
-        return settings
-    return settings_from(StudySettings, arguments, "config")
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from ..common.outputs import (check_apart, json_text, jsonl_text, locked_output_
     replaced_dir, staging_dir)
 from .sets import SET_NAMES
 from .sources import Source, n2c2_source, note_source, training_text_source
+from ..common.stopwatch import Stopwatch
 from ..common.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -94,18 +95,19 @@ def _resolve_inputs(settings: PrepareSettings, split_stage: Path | None) -> dict
     return {"train": settings.train_notes, "heldout": settings.heldout_notes, "n2c2": settings.n2c2}
 
 
-def prepare_sets(settings: PrepareSettings) -> dict:
+def prepare_sets(settings: PrepareSettings, watch: Stopwatch | None = None) -> dict:
     """Sample the sets and write them with their manifest; return the manifest. Nothing is
-    written unless the whole run succeeds (the split halves included)."""
+    written unless the whole run succeeds (the split halves included). Timed in ``watch``."""
+    watch = watch or Stopwatch()
     _check_apart(settings)
     with locked_output_dir(settings.out_dir, "--out-dir"):
         kept = planting.kept(settings, settings.out_dir / MANIFEST)
         if not settings.split:
-            return _prepare(settings, None, kept)
+            return _prepare(settings, None, kept, watch)
         split_dir = settings.split_folder
         remove_stale_staging(split_dir)
         with staging_dir(split_dir, split.FILES) as split_stage:
-            return _prepare(settings, split_stage, kept)
+            return _prepare(settings, split_stage, kept, watch)
 
 
 def _given(pattern: str | None) -> list[str]:
@@ -125,30 +127,32 @@ def _check_apart(settings: PrepareSettings) -> None:
     check_apart(outputs, inputs)
 
 
-def _prepare(settings: PrepareSettings, split_stage: Path | None, kept: dict[str, dict | None]) -> dict:
-    with Workers(settings.workers) as workers:
-        return _sample(settings, split_stage, workers, kept)
+def _prepare(settings: PrepareSettings, split_stage: Path | None, kept: dict[str, dict | None],
+             watch: Stopwatch) -> dict:
+    with Workers(settings.workers) as workers, watch.stage("drawing sets"):  # less its inner stages
+        return _sample(settings, split_stage, workers, kept, watch)
 
 
 def _sample(settings: PrepareSettings, split_stage: Path | None, workers: Workers,
-            kept: dict[str, dict | None]) -> dict:
+            kept: dict[str, dict | None], watch: Stopwatch) -> dict:
     """Draw the sets, plant the canaries and canary patients not ``kept`` (keyed by their
     manifest key), and write them all."""
-    read = _resolve_inputs(settings, split_stage)
-    # what the manifest records: the split halves where they will be, not where they are read
-    recorded = (lambda path: path) if split_stage is None else (
-        lambda path: path.replace(str(split_stage), str(settings.split_folder), 1))
-    inputs = {role: None if path is None else recorded(path) for role, path in read.items()}
-    train = note_source(read["train"], "--train-notes", settings.splitter)
-    heldout = note_source(read["heldout"], "--heldout-notes", settings.splitter)
-    external = n2c2_source(read["n2c2"], "--n2c2", settings.splitter) if read["n2c2"] else None
-    seen_text = (training_text_source(settings.members_from, "--members-from", settings.splitter)
-                 if settings.members_from else None)
+    with watch.stage("reading notes"):
+        read = _resolve_inputs(settings, split_stage)
+        # what the manifest records: the split halves where they will be, not where they are read
+        recorded = (lambda path: path) if split_stage is None else (
+            lambda path: path.replace(str(split_stage), str(settings.split_folder), 1))
+        inputs = {role: None if path is None else recorded(path) for role, path in read.items()}
+        train = note_source(read["train"], "--train-notes", settings.splitter)
+        heldout = note_source(read["heldout"], "--heldout-notes", settings.splitter)
+        external = n2c2_source(read["n2c2"], "--n2c2", settings.splitter) if read["n2c2"] else None
+        seen_text = (training_text_source(settings.members_from, "--members-from", settings.splitter)
+                     if settings.members_from else None)
 
-    allowed = sampling.scan(seen_text, settings.min_chars, workers=workers).hashes if seen_text else None
-    train_scan = sampling.scan(train, settings.min_chars, allowed, workers)
-    training_hashes = train_scan.hashes if allowed is None else np.union1d(train_scan.hashes, allowed)
-    heldout_scan = sampling.scan(heldout, settings.min_chars, workers=workers)
+        allowed = sampling.scan(seen_text, settings.min_chars, workers=workers).hashes if seen_text else None
+        train_scan = sampling.scan(train, settings.min_chars, allowed, workers)
+        training_hashes = train_scan.hashes if allowed is None else np.union1d(train_scan.hashes, allowed)
+        heldout_scan = sampling.scan(heldout, settings.min_chars, workers=workers)
     avoid = sampling.Texts(training_hashes)
     members_allowed = sampling.Texts(allowed if allowed is not None else training_hashes)
     heldout_text = sampling.Texts(heldout_scan.hashes)
@@ -213,7 +217,7 @@ def _sample(settings: PrepareSettings, split_stage: Path | None, workers: Worker
     planted = planting.plant(settings, train, [training_hashes, heldout_scan.hashes] + (
         [external_scan.hashes] if external is not None else []), sets,
         train_scan.patients | heldout_scan.patients, kept)
-    with staging_dir(settings.out_dir, OUTPUTS) as stage:
+    with watch.stage("writing sets"), staging_dir(settings.out_dir, OUTPUTS) as stage:
         for name, records in sets.items():
             (stage / f"{name}.jsonl").write_text(jsonl_text(records), encoding="utf-8")
         planting.record_and_write(stage, manifest, kept, planted)

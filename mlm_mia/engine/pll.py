@@ -28,7 +28,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from ..common.progress import Progress
 
 from ..settings.choices import PLL_METRICS
 
@@ -152,8 +153,7 @@ class PLLEngine:
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, max_length: int, pll: str = "original",
-                 batch_tokens: int = 16384, progress: bool = True, name: str = "model",
-                 distribution_stats: bool = True, compile: bool = False):
+                 batch_tokens: int = 16384, distribution_stats: bool = True, compile: bool = False):
         if pll not in PLL_METRICS:
             raise ValueError(f"pll must be one of {PLL_METRICS}, not {pll!r}")
         if batch_tokens < max_length:
@@ -163,8 +163,6 @@ class PLLEngine:
         self.max_length = max_length
         self.pll = pll
         self.batch_tokens = batch_tokens
-        self.progress = progress
-        self.name = name
         self.distribution_stats = distribution_stats
         self.head = lm_head_of(model)
         # one graph for every batch size and length; fuses the elementwise work between
@@ -221,16 +219,17 @@ class PLLEngine:
         return torch.stack([logprobs[rows, target_ids], mean, std])
 
     @torch.inference_mode()
-    def score(self, sentences: Sequence[str]) -> list[TokenScores]:
-        """Per-token log-probabilities of every sentence, in input order.
+    def score(self, sentences: Sequence[str], progress: Progress | None = None) -> list[TokenScores]:
+        """Per-token log-probabilities of every sentence, in input order; ``progress``
+        advances by ``len(sentences)`` in all, in step with the work done (copies x length).
 
         Nothing waits for the device until the end: the copies are built on it and the
         results stay there, so on a GPU the host queues the next chunk while one runs.
         """
         buckets, truncated = self.encode(sentences)
         mask_id = self.tokenizer.mask_token_id
-        bar = tqdm(total=sum(b.n_copies for b in buckets), desc=f"PLL {self.name}", unit="copy",
-                   disable=not self.progress or None, leave=False)
+        # sentences per unit of work, so that the time left counts the long sentences' cost
+        scale = len(sentences) / max(sum(b.n_copies * b.ids.size(1) for b in buckets), 1)
         outputs = []
         for bucket in buckets:
             rows = max(1, min(self.batch_tokens // bucket.ids.size(1), MAX_COPIES))
@@ -240,8 +239,8 @@ class PLLEngine:
                 target_ids = bucket.ids[bucket.sentence[start:stop], position]
                 outputs.append(self._forward(bucket.masked_copies(start, stop, self.pll, mask_id),
                                               position, target_ids))
-                bar.update(stop - start)
-        bar.close()
+                if progress is not None:
+                    progress.update((stop - start) * bucket.ids.size(1) * scale)
         flat = torch.cat(outputs, 1).double().cpu().numpy() if outputs else np.empty((3, 0))
         results: list[np.ndarray] = [np.empty((3, 0))] * len(truncated)
         offset = 0

@@ -13,7 +13,9 @@ import numpy as np
 @dataclass(frozen=True)
 class Probe:
     """A per-sentence model pass beyond the PLL, cached like the scores:
-    ``compute(model, tokenizer, texts, max_length, seed, batch_tokens) -> [n, d]``."""
+    ``compute(model, tokenizer, texts, max_length, seed, batch_tokens, progress) -> [n, d]``,
+    advancing the :class:`~mlm_mia.common.progress.Progress` ``progress`` (or None) by
+    ``len(texts)`` in all."""
 
     name: str
     key: str  # everything that changes its values besides the model, dtype and seed

@@ -17,6 +17,7 @@ from .cache import ScoreCache
 from ..common.errors import InputError
 from .pll import PLLEngine, TokenScores
 from .probe import Probe
+from ..common.progress import Progress
 from ..common.stopwatch import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class MiniconsBackend:
         self.max_length = max_length
         self.tokenizer = tokenizer
 
-    def score(self, sentences: Sequence[str]) -> list[TokenScores]:
+    def score(self, sentences: Sequence[str], progress: Progress | None = None) -> list[TokenScores]:
         lengths = [len(ids) for ids in self.tokenizer(list(sentences))["input_ids"]]
         if max(lengths, default=0) > self.max_length:
             raise InputError(f"--backend minicons: {sum(n > self.max_length for n in lengths)} "
@@ -65,6 +66,8 @@ class MiniconsBackend:
                 logprobs = np.array([s for _, s in tokens], dtype=float)
                 unknown = np.full_like(logprobs, np.nan)
                 results.append(TokenScores(logprobs, False, unknown, unknown))
+            if progress is not None:
+                progress.update(len(batch))
         return results
 
 
@@ -137,10 +140,13 @@ def score_sentences(model_dir: ModelDir, sentences: Sequence[str], settings: Sco
                                       model_dir.tokenizer)
         else:
             backend = PLLEngine(model, model_dir.tokenizer, max_length, settings.pll,
-                                max(settings.batch_tokens, max_length), settings.progress,
-                                model_dir.name, distribution_stats, settings.compile)
-        _compute_missing(keys, todo, found, lambda block: backend.score([sentences[i] for i in block]),
-                         cache.put)
+                                max(settings.batch_tokens, max_length), distribution_stats,
+                                settings.compile)
+        log.debug("%s: at most %d tokens a sentence, %d a forward pass", model_dir.name, max_length,
+                  max(settings.batch_tokens, max_length))
+        with Progress(f"PLL {model_dir.name}", len(todo), "sentences", enabled=settings.progress) as bar:
+            _compute_missing(keys, todo, found,
+                             lambda block: backend.score([sentences[i] for i in block], bar), cache.put)
     scores = [found[key] for key in keys]
     n_truncated = sum(s.truncated for s in scores)
     if n_truncated:
@@ -161,7 +167,9 @@ def probe_features(model_dir: ModelDir, probe: Probe, sentences: Sequence[str],
              probe.name, len(todo), len(keys) - len(todo))
     if todo:
         model, max_length = model_dir.loaded
-        _compute_missing(keys, todo, found, lambda block: probe.compute(
-            model, model_dir.tokenizer, [sentences[i] for i in block], max_length, seed,
-            settings.batch_tokens), cache.put_vectors)
+        with Progress(f"{probe.name} {model_dir.name}", len(todo), "sentences",
+                      enabled=settings.progress) as bar:
+            _compute_missing(keys, todo, found, lambda block: probe.compute(
+                model, model_dir.tokenizer, [sentences[i] for i in block], max_length, seed,
+                settings.batch_tokens, bar), cache.put_vectors)
     return [found[key] for key in keys]

@@ -74,6 +74,9 @@ SHARED_FLAGS: dict[str, dict] = {
     "--rmia-offline-a": dict(type=bounded(float, lambda x: 0 < x <= 1, "a number in (0, 1]"), default=0.3,
                              help="RMIA without shadow models: a in Pr(x) = ((1+a) Pr_ref(x) + (1-a)) "
                              "/ 2, in (0, 1] (0.3; 1: the plain reference likelihood)"),
+    "--quiet": dict(action="store_true", default=False, help="warnings and errors only: no progress, no information lines"),
+    "--verbose": dict(action="store_true", default=False, help="this tool's debug lines too (the time and rate of "
+                      "every stage, the training loss, ...)"),
 }
 
 

@@ -62,34 +62,34 @@ def _run(settings: StudySettings, ranks: distributed.Ranks) -> Results:
     writes = ranks.main and settings.shadow_index is None
     out = locked_output_dir(settings.out_dir, "--out-dir") if writes else contextlib.nullcontext()
     identity = settings.identity()  # as given: the demo's models are its own
+    watch = Stopwatch()
     with out, ScoreCache(None if settings.no_cache else settings.cache_dir / "pll.sqlite") as cache, \
             contextlib.ExitStack() as holds:
         if writes and settings.demo:  # before the demo trains its models
             check_not_another_run(settings, identity)
         if settings.demo:
-            settings = _demo_models(settings, ranks)
-        return _study(settings, ranks, cache, holds, identity)
+            settings = _demo_models(settings, ranks, watch)
+        return _study(settings, ranks, cache, holds, identity, watch)
 
 
-def _demo_models(settings: StudySettings, ranks: distributed.Ranks) -> StudySettings:
+def _demo_models(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwatch) -> StudySettings:
     """The settings with the demo's target and reference, its sets and models made (once)
     in the data folder."""
     if ranks.main:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # a shadow job that torchrun's rank started finds the sets made, and its rank holding them
         with data_lock(settings, True) if settings.shadow_index is None else contextlib.nullcontext():
-            target, references = demo.prepare(settings.data_dir, settings.canaries, settings.canary_patients)
+            target, references = demo.prepare(settings.data_dir, settings.canaries, watch, settings.canary_patients)
     distributed.barrier(ranks)
     if not ranks.main:
-        target, references = demo.prepare(settings.data_dir, settings.canaries, settings.canary_patients)
+        target, references = demo.prepare(settings.data_dir, settings.canaries, watch, settings.canary_patients)
     return settings.replace(target=target, reference=tuple(references))
 
 
 def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
-           holds: contextlib.ExitStack, identity: dict) -> Results:
+           holds: contextlib.ExitStack, identity: dict, watch: Stopwatch) -> Results:
     """The pipeline, the data folder and the shadow models held in ``holds`` until the
-    outputs are written."""
-    watch = Stopwatch()
+    outputs are written (timed in ``watch``)."""
     with watch.stage("checks"):
         plan = plan_study(settings, ranks, watch, holds)
         if ranks.main and settings.shadow_index is None:  # after the inputs' own checks, before any work
@@ -98,6 +98,7 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
     if settings.shadow_index is not None:
         log.info("Shadow models %s are trained; a run without --shadow-index scores with them",
                  ",".join(map(str, settings.shadow_index)))
+        log.info("Seconds: %s", watch.summary())
         return Results()
     halves = {}
     for s in shadows:  # the IN/OUT labels of the record checked where each model is hashed and loaded

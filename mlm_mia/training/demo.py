@@ -15,6 +15,7 @@ from ..data import canaries, canary_patients, prepare as prepare_sets
 from . import recipe as recipe_module
 from ..common.errors import InputError
 from ..common.outputs import json_text, replaced_dir
+from ..common.stopwatch import Stopwatch
 from .recipe import Recipe
 from ..data.sources import note_source
 from ..settings.prepare import SYNTHETIC_DIR, PrepareSettings
@@ -26,13 +27,14 @@ POPULATION_PATIENTS = 110
 
 
 def _train_model(folder: Path, texts: list[str], tokenizer_dir: Path, recipe: Recipe) -> None:
+    """Train the demo model ``folder`` is named after."""
     from transformers import RobertaTokenizerFast
 
     from .train import train_tiny_mlm
 
     with replaced_dir(folder) as scratch:
         tokenizer = RobertaTokenizerFast.from_pretrained(tokenizer_dir)
-        train_tiny_mlm(texts, scratch, tokenizer, recipe, seed=recipe.seed)
+        train_tiny_mlm(texts, scratch, tokenizer, recipe, seed=recipe.seed, stage=f"training {folder.name}")
 
 
 def target_texts(data_dir: Path) -> list[str]:
@@ -64,11 +66,19 @@ def _drawn_from_the_corpus(manifest: dict, n_canaries: int, n_canary_patients: i
                for flag in ("train_notes", "heldout_notes"))
 
 
-def prepare(data_dir: Path, n_canaries: int, n_canary_patients: int = 0) -> tuple[Path, list[Path]]:
+def prepare(data_dir: Path, n_canaries: int, watch: Stopwatch, n_canary_patients: int = 0
+            ) -> tuple[Path, list[Path]]:
     """Sets from the synthetic corpus in ``data_dir`` and the two tiny models, made once
-    and kept there; returns the target's folder and the reference's, as a list."""
-    from .train import train_tokenizer
+    and kept there (timed in ``watch``); returns the target's folder and the reference's,
+    as a list."""
+    with watch.stage("demo data"):
+        manifest = _sets(data_dir, n_canaries, n_canary_patients)
+    with watch.stage("training"):
+        return _models(data_dir, manifest)
 
+
+def _sets(data_dir: Path, n_canaries: int, n_canary_patients: int) -> dict:
+    """The manifest of the demo's sets in ``data_dir``, drawn there unless they are."""
     manifest_path = data_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
     if manifest and (manifest["arguments"]["train_notes"] or manifest["arguments"]["split"]):
@@ -80,6 +90,13 @@ def prepare(data_dir: Path, n_canaries: int, n_canary_patients: int = 0) -> tupl
             out_dir=data_dir, population=POPULATION, population_patients=POPULATION_PATIENTS,
             canaries=n_canaries, canary_patients=n_canary_patients, replace_canaries=True))
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return manifest
+
+
+def _models(data_dir: Path, manifest: dict) -> tuple[Path, list[Path]]:
+    """The demo's target and reference for the sets of ``manifest``, trained unless they are."""
+    from .train import train_tokenizer
+
     heldout_file = Path(manifest["arguments"]["synthetic_dir"]) / "split" / "heldout_notes.csv.gz"
     folder = data_dir / "models"
     target, reference = folder / "target", folder / "reference"

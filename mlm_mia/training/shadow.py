@@ -291,7 +291,7 @@ def train(shadow: Shadow, init: str, target: Path, tokenizer, recipe: Recipe, de
              recipe.input, len(shadow.patients))
     model = _initial_model(init, target, tokenizer, shadow.record["train_seed"])
     model = train_mlm(model, tokenizer, shadow.texts, recipe, shadow.work, shadow.record["train_seed"],
-                      device, callbacks)
+                      device, callbacks, stage=f"training {columns.shadow_name(shadow.index)}")
     with replaced_dir(shadow.folder) as scratch:
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)

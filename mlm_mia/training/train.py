@@ -27,6 +27,7 @@ from transformers import (DataCollatorForLanguageModeling, PreTrainedModel, PreT
                           TrainerCallback, TrainingArguments)
 from transformers.trainer_callback import PrinterCallback
 
+from ..common.progress import Progress
 from ..engine.pll import lm_head_of
 from .recipe import Recipe
 
@@ -194,6 +195,24 @@ class MaskedHeadTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
 
+class TrainingProgress(TrainerCallback):
+    """The Trainer's optimiser steps as a progress stage (its own bar and logging are off);
+    a training resumed from a checkpoint counts its earlier steps as done."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.progress: Progress | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.progress = Progress(self.stage, state.max_steps, "steps", done=state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.progress.set(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.progress.close()
+
+
 class StopAfter(TrainerCallback):
     """Stops training after ``steps`` optimiser steps, as an interruption would (tests)."""
 
@@ -215,11 +234,11 @@ def precision_flags(recipe: Recipe, device: torch.device) -> dict:
 
 def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
               recipe: Recipe, work_dir: Path, seed: int | None = None, device: str = "auto",
-              callbacks: Sequence[TrainerCallback] = ()) -> PreTrainedModel:
+              callbacks: Sequence[TrainerCallback] = (), stage: str = "training") -> PreTrainedModel:
     """Train ``model`` on ``texts`` with ``recipe``, checkpointing into ``work_dir``; a
     run that finds a checkpoint there resumes from it (optimizer, schedule, data order and
     random state included). The examples stay in memory: the checkpoints hold weights and
-    training state, never the text or its tokens."""
+    training state, never the text or its tokens. Its progress shows as ``stage``."""
     if lm_head_of(model) is None:
         raise ValueError("training needs a model whose masked-LM head is one module (lm_head or cls)")
     seed = recipe.seed if seed is None else seed
@@ -238,22 +257,24 @@ def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts:
     from ..engine.models import max_sequence_length
     data = examples(texts, tokenizer, recipe, max_sequence_length(model, tokenizer))
     trainer = MaskedHeadTrainer(model=model, args=arguments, train_dataset=data, data_collator=collator,
-                                callbacks=list(callbacks))
+                                callbacks=[TrainingProgress(stage), *callbacks])
     trainer.remove_callback(PrinterCallback)  # the run's own output stays the tables
     resume = any(Path(work_dir).glob("checkpoint-*"))
     if resume:
         log.info("Resuming the training in %s from its last checkpoint", work_dir)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="mtime may not be reliable")
-        trainer.train(resume_from_checkpoint=True if resume else None)
+        output = trainer.train(resume_from_checkpoint=True if resume else None)
+    log.debug("%s: %d steps, mean training loss %.4f", stage, output.global_step, output.training_loss)
     return trainer.model.eval()
 
 
 def train_tiny_mlm(texts: Sequence[str], out_dir: Path, tokenizer: RobertaTokenizerFast,
-                   recipe: Recipe, seed: int, shape: TinyShape = TinyShape()) -> Path:
+                   recipe: Recipe, seed: int, shape: TinyShape = TinyShape(), stage: str = "training") -> Path:
     """Train a tiny RoBERTa on ``texts`` and save it, tokenizer included, to ``out_dir``."""
     with tempfile.TemporaryDirectory() as work:
-        model = train_mlm(new_model(tokenizer, shape, seed), tokenizer, texts, recipe, Path(work), seed)
+        model = train_mlm(new_model(tokenizer, shape, seed), tokenizer, texts, recipe, Path(work), seed,
+                          stage=stage)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
