@@ -112,7 +112,7 @@ def test_a_run_with_neighbours_scores_ne_as_defined(random_roberta, tiny_data, t
     texts = [json.loads(line)["text"] for name in ("members", "non_members")
              for line in (tiny_data / f"{name}.jsonl").read_text().splitlines()]
     made = make_neighbours(model, tokenizer, texts, 2, seed=4, max_length=64)
-    engine = PLLEngine(model, tokenizer, 64, progress=False)
+    engine = PLLEngine(model, tokenizer, 64)
     expected = [np.mean(s.logprobs) - np.mean([np.mean(n.logprobs) for n in engine.score(m)])
                 for s, m in zip(engine.score(texts), made)]
     np.testing.assert_allclose(table["score_ne"], expected, rtol=0, atol=1e-5)  # PLLs of about -6, fp32
