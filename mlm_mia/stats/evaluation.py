@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from . import audit, metrics, patient_tests
+from . import audit, metrics, patient_tests, verdict as verdict_module
 from ..common import columns
 from . import validity as validity_module
 from ..attacks import is_blind, lira
@@ -27,12 +27,9 @@ VALIDITY = "validity"  # the model-free text-only classifier, per comparison
 PATIENT_TESTS = "patient_tests"
 PATIENT_TESTS_LEFT_OUT = "patient_tests_left_out"  # why they are not there, when a population is
 CANARIES = "canaries"
+VERDICT = "verdict"  # what the numbers mean: stats/verdict.py
 # the keys of metrics.json that are not one table of attacks
-SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES)
-# |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
-BLIND_BASELINE_MARGIN = 0.1
-# one-sided level of the text-only permutation test that warns of a distribution shift
-SHIFT_LEVEL = 0.025
+SECTIONS = (VERDICT, MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES)
 # level of the per-patient tests' calibration check (non-member against population patients)
 CALIBRATION_LEVEL = 0.05
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
@@ -43,8 +40,9 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
     """``metrics.json``: every attack on every comparison whose sets are present, the
     validity check (with its permutation tests ``validity_tests``, which need the text:
     score_MIA.py records them in settings.json), the per-patient tests, the canary audit
-    (with canaries; epsilon bounds for ``audit_delta``) and, with shadow models, the report
-    by memorization; and patients.csv's table (None without the sets the tests need)."""
+    (with canaries; epsilon bounds for ``audit_delta``), with shadow models the report by
+    memorization, and first the verdict; and patients.csv's table (None without the sets
+    the tests need)."""
     result = {}
     validity = {}
     attacks = columns.attack_names(table)
@@ -80,7 +78,17 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
         result[CANARIES] = canary_audit
     if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
         result[MEMORIZATION] = memorization_report(table)
-    return result, None if tested is None else tested[0]
+    patients = None if tested is None else tested[0]
+    main = next((c for c in COMPARISONS if c in result), None)
+    if main is not None:
+        rows = table[table["set"].isin(COMPARISONS[main])]
+        text_only = validity_module.column(main)
+        result = {VERDICT: verdict_module.verdict(
+            rows, main, COMPARISONS[main][0], result[main], validity,
+            rows[text_only].to_numpy(float) if text_only in rows.columns else None,
+            result.get(PATIENT_COMPARISON), result.get(PATIENT_TESTS), patients,
+            result.get(PATIENT_TESTS_LEFT_OUT), result.get(CANARIES), n_boot, seed)} | result
+    return result, patients
 
 
 def _patient_tests_left_out(table: pd.DataFrame) -> str | None:
@@ -152,13 +160,13 @@ def memorization_report(table: pd.DataFrame, positive: str = "members",
 
 def distribution_shift_warnings(results: dict) -> list[str]:
     """One line per comparison whose model-free check is above chance (its permutation
-    p-value at most ``SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), one when
+    p-value at most ``verdict.SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), one when
     the per-patient tests' calibration check fails at ``CALIBRATION_LEVEL``, and one per
     blind-baseline attack far from chance."""
     lines = []
     for comparison, check in results.get(VALIDITY, {}).items():
         p = check.get("p_value")
-        if (check["auc"] > 0.5 + BLIND_BASELINE_MARGIN) if p is None else p <= SHIFT_LEVEL:
+        if verdict_module.text_only_differs(check):
             evidence = f"AUC {check['auc']:.3f}" + ("" if p is None else f", permutation p = {p:.3g}")
             lines.append(
                 f"WARNING {comparison}: a text-only classifier that never sees a model separates "
@@ -175,7 +183,7 @@ def distribution_shift_warnings(results: dict) -> list[str]:
         if comparison in SECTIONS:
             continue
         for attack, values in attacks.items():
-            if is_blind(attack) and abs(values["auc"] - 0.5) > BLIND_BASELINE_MARGIN:
+            if is_blind(attack) and verdict_module.blind_differs(values["auc"]):
                 lines.append(
                     f"WARNING {comparison}: the blind baseline ({attack}, which never sees the "
                     f"target) has AUC {values['auc']:.3f}: the sets differ in distribution, and "
