@@ -73,27 +73,26 @@ def leakage(verdict: dict) -> str:
         return "Not measured: the run has no attack that sees the target."
     k = len(found["by_attack"])
     if found["baseline"] == "text_only":
-        base = f"the text-only classifier's AUC {found['baseline_auc']:.3f}"
-        if found["baseline_auc"] < 0.5:
-            base += " (counted as 0.5: below chance it explains nothing)"
+        base = f"the text-only classifier (AUC {found['baseline_auc']:.3f}" + (
+            ", counted as 0.5: below chance it explains nothing)" if found["baseline_auc"] < 0.5 else ")")
     else:
         base = "chance (0.5; no text-only check here)"
     has_ci = best["excess_ci"] is not None
     if head is not None:
-        said = (f"the headline attack {head['attack']} (chosen in advance: {found['headline_rule']}) has "
+        said = (f"the headline attack, {head['attack']} (chosen in advance: {found['headline_rule']}), has "
                 f"AUC {head['auc']:.3f}{_ci(head['auc_ci'])}, {head['excess']:+.3f}"
                 f"{_ci(head['excess_ci'], True)} beyond {base}"
-                + (" (paired 95% interval over the same resampled patients)" if has_ci else "")
+                + (", a paired 95% interval over the same resampled patients" if has_ci else "")
                 + (f"; at {100 * head['tpr_fpr']:g}% FPR it finds {100 * head['tpr']:.1f}% of the member "
                    "sentences" if head["tpr"] is not None else ""))
     else:
         said = "no headline attack (neither ratio nor loss was run)"
-    strongest = (f"the strongest of the {k} attacks, {best['attack']}, is {best['excess']:+.3f}"
+    strongest = (f"The strongest of the {k} attacks, {best['attack']}, is {best['excess']:+.3f}"
                  f"{_ci(best['excess_ci_bonferroni'], True)} beyond it"
                  + (f" (Bonferroni interval over the {k} attacks, as it was picked after seeing the scores)"
                     if has_ci else ""))
     if found["leaks"] is None:
-        return (f"Not decided: no interval (the run had --bootstrap 0). Point estimates: {said}; "
+        return (f"Not decided: no interval (the run had --bootstrap 0). Point estimates: {said}. "
                 f"{strongest}.")
     headline_leaks = head is not None and head["excess_ci"] is not None and head["excess_ci"][0] > 0
     if found["leaks"]:
@@ -101,9 +100,10 @@ def leakage(verdict: dict) -> str:
         word = strength(leader["excess"])
         lead = ("Yes, " + word + ": " if headline_leaks else
                 f"Yes, {word}, by an attack other than the headline one: ")
-        return f"{lead}{said}; {strongest}. The target has learnt its training sentences beyond what the text alone gives away."
+        return (f"{lead}{said}. {strongest}. The target has learnt its training sentences beyond what "
+                "the text alone gives away.")
     bound = max(v["excess_ci"][1] for v in found["by_attack"].values())
-    return (f"No evidence: {said}, an interval that holds 0; {strongest}, again holding 0. This does "
+    return (f"No evidence: {said}, an interval that holds 0. {strongest}, again holding 0. This does "
             f"not prove the target safe: it bounds what these attacks find at sentence level (at most "
             f"{bound:+.3f} AUC beyond the text, by the upper ends of the 95% intervals).")
 
@@ -135,6 +135,9 @@ def patients(found: dict) -> str:
                  "single patient's membership, and it is no reason to call the model safe.")
     elif rank:
         text += f" And {rank}: no sign of leakage about patients either."
+    if found["calibration_fails"]:
+        text += (f" The tests' calibration check fails (p = {found['calibration_p']:.3g}): the non-member "
+                 "patients do not rank like the population patients, so the p-values are approximate.")
     text += (f" The tests cannot prove more here: with {found['null_patients']} known non-member "
              f"patients no p-value is below {found['smallest_p_value']:.3g}, and Benjamini-Hochberg over "
              f"{found['patients_tested']} patients finds any only if at least "

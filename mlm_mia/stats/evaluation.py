@@ -30,8 +30,6 @@ CANARIES = "canaries"
 VERDICT = "verdict"  # what the numbers mean: stats/verdict.py
 # the keys of metrics.json that are not one table of attacks
 SECTIONS = (VERDICT, MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES)
-# level of the per-patient tests' calibration check (non-member against population patients)
-CALIBRATION_LEVEL = 0.05
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
 
 
@@ -161,7 +159,7 @@ def memorization_report(table: pd.DataFrame, positive: str = "members",
 def distribution_shift_warnings(results: dict) -> list[str]:
     """One line per comparison whose model-free check is above chance (its permutation
     p-value at most ``verdict.SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), one when
-    the per-patient tests' calibration check fails at ``CALIBRATION_LEVEL``, and one per
+    the per-patient tests' calibration check fails at ``verdict.CALIBRATION_LEVEL``, and one per
     blind-baseline attack far from chance."""
     lines = []
     for comparison, check in results.get(VALIDITY, {}).items():
@@ -173,7 +171,7 @@ def distribution_shift_warnings(results: dict) -> list[str]:
                 f"the two sets ({evidence}): they differ in distribution, and every "
                 "attack number on this comparison is inflated by it.")
     calibration = results.get(PATIENT_TESTS, {}).get("calibration")
-    if calibration is not None and calibration["p_value"] <= CALIBRATION_LEVEL:
+    if calibration is not None and calibration["p_value"] <= verdict_module.CALIBRATION_LEVEL:
         lines.append(
             f"WARNING patient_tests: the non-member patients do not rank like the population "
             f"patients (mean relative rank {calibration['mean_relative_rank']:.3f}, 0.5 expected; "

@@ -36,6 +36,8 @@ HEADLINE_RULE = "ratio when a reference model is given, else loss"
 BLIND_BASELINE_MARGIN = 0.1
 # one-sided level of the text-only permutation test that warns of a distribution shift
 SHIFT_LEVEL = 0.025
+# level of the per-patient tests' calibration check (non-member against population patients)
+CALIBRATION_LEVEL = 0.05
 TPR_FPR = 0.01  # the TPR the verdict quotes beside the AUC
 # the words for how much an attack beats the text alone (its AUC excess, interval above 0)
 STRENGTH = ((0.2, "strongly"), (0.05, "clearly"), (0.0, "slightly"))
@@ -153,6 +155,8 @@ def _patients(patient_level: dict | None, headline: str | None, tests: dict | No
         "member_patients": int((sets == "members").sum()),
         "members_found": int((found & (sets == "members")).sum()),
         "non_members_flagged": int((found & (sets == "non_members")).sum()),
+        "calibration_p": tests["calibration"]["p_value"],
+        "calibration_fails": tests["calibration"]["p_value"] <= CALIBRATION_LEVEL,
         # Benjamini-Hochberg finds anything only if k patients reach p <= k FDR / m: at the
         # smallest p-value the null patients allow, at least this many
         "needed_at_smallest_p": math.ceil(tested * tests["smallest_p_value"] / tests["fdr"] - 1e-9),

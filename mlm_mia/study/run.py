@@ -21,6 +21,7 @@ from ..common import columns
 from ..training import demo, shadow
 from ..engine import distributed, models
 from ..report import figures, tables as report, html as report_html
+from .context import run_context
 from ..attacks import ProbeRequest, encodermi, lira, reduce, rmia
 from ..engine.cache import ScoreCache
 from ..common.digests import file_sha256
@@ -417,6 +418,7 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in references},
         "exposure_alternatives": n_alternatives if planted else None,
         "validity_tests": validity_tests,
+        "run": run_context(sys.argv, model_dirs[0], args.backend, columns.attack_names(table), args.demo),
     }
     with watch.stage("statistics"):
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
