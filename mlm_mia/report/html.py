@@ -68,7 +68,7 @@ ATTACK_HEADER = ["attack", "AUC [95% CI]"] + [f"TPR at {100 * f:g}% FPR" for f i
 
 def validity_section(results: dict) -> str:
     parts = ["<h2>1. Validity: do the sets differ before any model is asked?</h2>",
-             "<p>A classifier on the text alone (word uni- and bigrams, logistic regression, "
+             "<p>A classifier on the text alone (word uni- and bigrams, a ridge classifier, "
              "cross-validated with each patient's sentences in one fold) never sees a model. If it "
              "tells the sets apart, they differ in distribution and every attack number on that "
              "comparison is inflated by the difference (Das et al. 2024; Meeus et al. 2024).</p>"]
