@@ -142,3 +142,19 @@ def test_run_context_records_what_ran(random_roberta, demo):
     assert (run["device"], run["dtype"]) == ("cpu", "fp32") and run["target_sha256"] == fingerprint(random_roberta)
     assert set(run["versions"]) >= {"mlm_mia", "python", "torch", "transformers", "numpy", "pandas", "scikit-learn"}
     assert run["data"].startswith("synthetic") == demo
+
+
+def test_canaries_told_apart_prove_a_bound_and_ones_not_told_apart_prove_nothing():
+    table = study_table(leak=0.5, shift=0.0, seed=7, attacks=("loss",))
+    included = np.arange(40) % 2
+    canaries = pd.DataFrame({"set": "canaries", "id": [f"c{i}" for i in range(40)],
+                             "patient_id": [f"c{i}" for i in range(40)], "canary_included": included,
+                             "canary_repeats": np.where(np.arange(40) < 20, 1, 4)})
+    for told_apart, expected in ((True, "cannot have been differentially private"), (False, "prove nothing")):
+        scores = included + np.arange(40) / 1000 if told_apart else np.arange(40) % 3
+        results, _ = judged(pd.concat([table, canaries.assign(score_loss=scores)], ignore_index=True), n_boot=0)
+        found = results["verdict"]["canaries"]
+        assert found["attack"] == "loss" and set(found["by_repeats"]) == {"all", "1", "4"}
+        assert (found["by_repeats"]["4"]["epsilon"] > 0) == told_apart
+        answer = dict(words.paragraphs(results["verdict"]))[words.QUESTIONS["canaries"]]
+        assert expected in answer and "canaries repeated 4 times (a group of 4 records)" in answer

@@ -87,10 +87,14 @@ def leakage(verdict: dict) -> str:
                    "sentences" if head["tpr"] is not None else ""))
     else:
         said = "no headline attack (neither ratio nor loss was run)"
-    strongest = (f"The strongest of the {k} attacks, {best['attack']}, is {best['excess']:+.3f}"
-                 f"{_ci(best['excess_ci_bonferroni'], True)} beyond it"
-                 + (f" (Bonferroni interval over the {k} attacks, as it was picked after seeing the scores)"
-                    if has_ci else ""))
+    if k == 1:
+        strongest = "It is the only attack that sees the target"
+    else:
+        who = ("It is also the strongest" if head is not None and best["attack"] == head["attack"]
+               else "The strongest") + f" of the {k} attacks"
+        strongest = (f"{who}, {best['attack']}: {best['excess']:+.3f}{_ci(best['excess_ci_bonferroni'], True)} "
+                     "beyond it" + (f" (Bonferroni interval over the {k} attacks, as the strongest is picked "
+                                    "after seeing the scores)" if has_ci else ""))
     if found["leaks"] is None:
         return (f"Not decided: no interval (the run had --bootstrap 0). Point estimates: {said}. "
                 f"{strongest}.")
@@ -103,7 +107,8 @@ def leakage(verdict: dict) -> str:
         return (f"{lead}{said}. {strongest}. The target has learnt its training sentences beyond what "
                 "the text alone gives away.")
     bound = max(v["excess_ci"][1] for v in found["by_attack"].values())
-    return (f"No evidence: {said}, an interval that holds 0. {strongest}, again holding 0. This does "
+    return (f"No evidence: {said}, an interval that holds 0. {strongest}" + (", again holding 0" if k > 1 else "")
+            + ". This does "
             f"not prove the target safe: it bounds what these attacks find at sentence level (at most "
             f"{bound:+.3f} AUC beyond the text, by the upper ends of the 95% intervals).")
 
