@@ -100,7 +100,7 @@ def test_settings_record_how_each_attack_was_computed(scored):
 
 def test_metrics_json_layout_and_a_real_effect(scored):
     results = json.loads((scored / "metrics.json").read_text())
-    assert set(results) == {"validity", "members_vs_non_members", "members_vs_externals",
+    assert set(results) == {"verdict", "validity", "members_vs_non_members", "members_vs_externals",
                             "patient_members_vs_non_members", "patient_tests"}
     loss = results["members_vs_non_members"]["loss"]
     assert set(loss) >= {"auc", "auc_ci", "tpr_at_fpr", "precision", "recall", "f1", "threshold",
@@ -116,6 +116,25 @@ def test_metrics_json_layout_and_a_real_effect(scored):
     assert {a: sentences[a]["auc"] > floor for a, floor in floors.items()} == dict.fromkeys(floors, True)
     assert abs(sentences["reference_only"]["auc"] - 0.5) < 0.05
     assert results["patient_members_vs_non_members"]["ratio"]["auc"] > 0.6
+
+
+def test_verdict_and_context_of_a_real_run(study, scored):
+    """The tiny target saw its members, the sets share one distribution: the verdict says
+    the sets do not differ and the ratio leaks beyond the text; report.html opens with it
+    and records what ran."""
+    from mlm_mia.engine.models import fingerprint
+
+    verdict = json.loads((scored / "metrics.json").read_text())["verdict"]
+    assert verdict["sets_differ"]["differ"] is False and verdict["leakage"]["leaks"] is True
+    assert verdict["leakage"]["headline"]["attack"] == "ratio"
+    assert verdict["leakage"]["headline"]["excess_ci"][0] > 0
+    run = json.loads((scored / "settings.json").read_text())["run"]
+    assert (run["device"], run["dtype"], run["target_sha256"]) == ("cpu", "fp32", fingerprint(study["target"]))
+    assert run["attacks_run"] == [c[len("score_"):] for c in pd.read_csv(scored / "scores.csv", nrows=0).columns
+                                  if c.startswith("score_")]
+    page = (scored / "report.html").read_text()
+    order = [page.index(h) for h in ("<h2>Verdict</h2>", "<h2>1. Validity", "<h2>About this run</h2>")]
+    assert order == sorted(order) and "{'" not in page and "Yes, " in page
 
 
 def test_metrics_script_recomputes_the_same_numbers(scored, tmp_path, capsys):

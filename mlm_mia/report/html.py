@@ -9,10 +9,11 @@ import html
 
 import pandas as pd
 
-from . import figures
+from . import figures, verdict as verdict_words
+from ..attacks import left_out_message
 from .tables import canary_cell, ceiling_cell
-from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
-    VALIDITY, distribution_shift_warnings)
+from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS,
+    SECTIONS, VALIDITY, VERDICT, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
 STYLE = """
@@ -22,12 +23,18 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bo
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { padding: 0.25em 0.7em; text-align: right; border-bottom: 1px solid #eee; }
 th:first-child, td:first-child { text-align: left; }
+table.kv td, table.kv th { text-align: left; }
 th { background: #f4f4f6; }
 .warn { background: #fdecea; border-left: 5px solid #d93025; padding: 0.6em 1em; margin: 0.6em 0; }
 .ok { background: #e8f5e9; border-left: 5px solid #2e7d32; padding: 0.6em 1em; margin: 0.6em 0; }
 .note { color: #555; font-size: 0.9em; }
 img { max-width: 100%; }
 .sensitive { background: #fff8e1; border-left: 5px solid #f9a825; padding: 0.6em 1em; }
+.verdict { background: #f4f6fb; border-left: 5px solid #3f51b5; padding: 0.3em 1em 0.6em; margin: 0.6em 0; }
+.verdict h3 { margin: 0.7em 0 0.2em; font-size: 1em; }
+.verdict p { margin: 0.2em 0; }
+td.text { text-align: left; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.9em;
+          word-break: break-all; }
 """
 
 
@@ -39,10 +46,12 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]], kind: str = "") -> str:
+    """A table (``kind`` "kv": settings and their values, every cell left-aligned)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    opening = f'<table class="{kind}">' if kind else "<table>"
+    return f"{opening}<tr>{head}</tr>{body}</table>"
 
 
 def _auc(m: dict) -> str:
@@ -60,7 +69,7 @@ ATTACK_HEADER = ["attack", "AUC [95% CI]"] + [f"TPR at {100 * f:g}% FPR" for f i
 
 def validity_section(results: dict) -> str:
     parts = ["<h2>1. Validity: do the sets differ before any model is asked?</h2>",
-             "<p>A classifier on the text alone (word uni- and bigrams, logistic regression, "
+             "<p>A classifier on the text alone (word uni- and bigrams, a ridge classifier, "
              "cross-validated with each patient's sentences in one fold) never sees a model. If it "
              "tells the sets apart, they differ in distribution and every attack number on that "
              "comparison is inflated by the difference (Das et al. 2024; Meeus et al. 2024).</p>"]
@@ -259,34 +268,109 @@ def exposed_section(exposed: pd.DataFrame) -> str:
         _table(list(exposed.columns), exposed.astype(str).values.tolist())])
 
 
+def verdict_section(verdict: dict) -> str:
+    """The verdict first: one short paragraph per question."""
+    return "\n".join(['<h2>Verdict</h2><div class="verdict">'] + [
+        f"<h3>{html.escape(question)}</h3><p>{html.escape(answer)}</p>"
+        for question, answer in verdict_words.paragraphs(verdict)] + ["</div>"])
+
+
+def _readable(value) -> str:
+    """A setting's value as a person reads it: lists joined, dicts as ``key value`` pairs."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {_readable(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_readable(v) for v in value)
+    return "-" if value is None else str(value)
+
+
+def _rows(settings: dict, prefix: str = "") -> list[list[str]]:
+    """One row per setting, nested settings one level deep as ``outer.inner``."""
+    rows = []
+    for key, value in settings.items():
+        if isinstance(value, dict) and not prefix and value and all(not isinstance(v, dict) for v in value.values()):
+            rows += _rows(value, key + ".")
+        elif value is not None:
+            rows.append([prefix + key, _readable(value)])
+    return rows
+
+
+# settings.json keys shown in sections of their own (or, for validity_tests, in the validity table)
+_SHOWN_APART = ("run", "models", "references", "sets_sha256", "attacks_left_out", "shadow_models",
+                "validity_tests", "lira")
+
+
+def run_section(settings: dict) -> str:
+    """When and how the run ran, on what, with which versions; the attacks run and left out
+    (with why); every other setting, as tables."""
+    if not settings:
+        return ("<h2>About this run</h2><p>No settings.json beside the scores: when, how and on which "
+                "models this run was made is not known to this report.</p>")
+    run = settings.get("run", {})
+    about = [[k, run[k]] for k in ("date", "command", "device", "dtype", "data") if k in run]
+    about += [["device / dtype asked for", f"{settings.get('device', '-')} / {settings.get('dtype', '-')}"]] if run else []
+    digests = [[f"model {name}", path, (run.get("target_sha256") if name == "target" else
+                                        settings.get("references", {}).get(name)) or "-"]
+               for name, path in settings.get("models", {}).items()]
+    digests.append(["sets", settings.get("data_dir", "-"), settings.get("sets_sha256") or "-"])
+    parts = ["<h2>About this run</h2>"]
+    if about:
+        parts.append('<table class="kv"><tr><th>what</th><th>value</th></tr>' + "".join(
+            f"<tr><td>{html.escape(k)}</td><td class=\"text\">{html.escape(str(v))}</td></tr>" for k, v in about)
+            + "</table>")
+    parts.append("<h3>Inputs (SHA-256)</h3>" + "<table class=\"kv\"><tr><th>input</th><th>path</th><th>SHA-256</th></tr>" + "".join(
+        f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td class=\"text\">{html.escape(c)}</td></tr>"
+        for a, b, c in digests) + "</table>")
+    if run.get("versions"):
+        parts.append("<h3>Versions</h3>" + _table(list(run["versions"]), [list(run["versions"].values())]))
+    if run.get("attacks_run"):
+        parts.append("<h3>Attacks</h3><p>Run: " + html.escape(", ".join(run["attacks_run"])) + ".</p>")
+    if settings.get("attacks_left_out"):
+        parts.append(("" if run.get("attacks_run") else "<h3>Attacks</h3>") + "<p>" + html.escape(
+            left_out_message(settings["attacks_left_out"])) + "</p>")
+    # the asked-for device and dtype beside those used, the version among the versions
+    apart = (*_SHOWN_APART, *(("device", "dtype", "version") if run else ()))
+    rest = {k: v for k, v in settings.items() if k not in apart}
+    if settings.get("lira"):
+        rest["lira"] = {k: v for k, v in settings["lira"].items() if k != "normality"}
+    parts.append("<h3>Settings</h3>" + _table(["setting", "value"], _rows(rest), "kv"))
+    return "\n".join(parts)
+
+
 def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None = None,
                  patients: pd.DataFrame | None = None, comparison: dict | None = None,
                  exposed: pd.DataFrame | None = None, roc_png: bytes | None = None) -> None:
-    """Write report.html to ``path`` (``roc_png``: the ROC figure, if already drawn)."""
-    sections = [validity_section(results), attacks_section(results),
-                patients_section(results, patients),
-                "<h2>4. ROC curves (log-log)</h2>" + _img(roc_png or figures.png(figures.roc_figure(table))),
-                "<h2>5. Score distributions</h2>" + _img(figures.png(figures.distributions_figure(table)))]
+    """Write report.html to ``path`` (``roc_png``: the ROC figure, if already drawn): the
+    verdict first, then the comparison of targets (if any), the evidence, and what the run
+    was (date, command, versions, digests, settings)."""
+    settings = settings or {}
+    sections = [verdict_section(results[VERDICT])] if VERDICT in results else []
+    if comparison is not None:
+        sections.append(comparison_section(comparison))
+    sections += [validity_section(results), attacks_section(results),
+                 patients_section(results, patients),
+                 "<h2>4. ROC curves (log-log)</h2>" + _img(roc_png or figures.png(figures.roc_figure(table))),
+                 "<h2>5. Score distributions</h2>" + _img(figures.png(figures.distributions_figure(table)))]
     if CANARIES in results:
         sections.append(canaries_section(results[CANARIES]))
     if CANARY_PATIENTS in results:
         sections.append(canary_patients_section(results[CANARY_PATIENTS]))
     if MEMORIZATION in results:
         sections.append(memorization_section(results[MEMORIZATION]))
-    if comparison is not None:
-        sections.append(comparison_section(comparison))
     if exposed is not None:
         sections.append(exposed_section(exposed))
-    if (settings or {}).get("shadow_models"):
+    if settings.get("shadow_models"):
         sections.append(shadows_section(settings["shadow_models"]))
-    if settings:
-        shown = {k: settings[k] for k in ("models", "pll", "reduction", "dtype", "bootstrap", "seed",
-                                          "n_sentences", "version") if k in settings}
-        sections.append("<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in shown.items()]))
-    target = (settings or {}).get("models", {}).get("target", "")
+    sections.append(run_section(settings))
+    run = settings.get("run", {})
+    target = settings.get("models", {}).get("target", "")
+    subtitle = " &middot; ".join(html.escape(part) for part in [f"Target: {target}"] + (
+        [f"run {run['date']}"] if run.get("date") else []))
+    banner = (f'<div class="sensitive">Demo: {html.escape(run["data"])}. The numbers show how the tool '
+              "works, not how any real model behaves.</div>" if run.get("data", "").startswith("synthetic") else "")
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Membership "
             f"inference report</title><style>{STYLE}</style></head><body><h1>Membership inference "
-            f"report</h1><p class=\"note\">Target: {html.escape(str(target))}</p>"
+            f"report</h1><p class=\"note\">{subtitle}</p>{banner}"
             + "\n".join(sections) + "</body></html>\n")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(page)

@@ -1,10 +1,11 @@
-"""The printed report: the validity check, AUC / TPR tables, per-patient tests and the
-report by memorization."""
+"""The printed report: the verdict, the validity check, AUC / TPR tables, per-patient tests
+and the report by memorization."""
 
 from __future__ import annotations
 
-from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
-    VALIDITY, distribution_shift_warnings)
+from . import verdict as verdict_words
+from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS,
+    SECTIONS, VALIDITY, VERDICT, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
 
@@ -13,9 +14,10 @@ def _pct(value: float) -> str:
 
 
 def tables(results: dict) -> str:
-    """The validity check, one table per comparison (a row per attack, AUC [95% CI] and
-    TPR at each FPR), the per-patient tests and the report by memorization."""
-    blocks = [validity_table(results[VALIDITY])] if VALIDITY in results else []
+    """The verdict, the validity check, one table per comparison (a row per attack, AUC [95%
+    CI] and TPR at each FPR), the per-patient tests and the report by memorization."""
+    blocks = [verdict_words.text(results[VERDICT])] if VERDICT in results else []
+    blocks += [validity_table(results[VALIDITY])] if VALIDITY in results else []
     for comparison, attacks in results.items():
         if comparison not in SECTIONS:
             blocks.append(attack_table(comparison, attacks))

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from . import audit, metrics, patient_tests
+from . import audit, metrics, patient_tests, verdict as verdict_module
 from ..common import columns
 from . import validity as validity_module
 from ..attacks import is_blind, lira
@@ -28,14 +28,9 @@ PATIENT_TESTS = "patient_tests"
 PATIENT_TESTS_LEFT_OUT = "patient_tests_left_out"  # why they are not there, when a population is
 CANARIES = "canaries"
 CANARY_PATIENTS = "canary_patients"
+VERDICT = "verdict"  # what the numbers mean: stats/verdict.py
 # the keys of metrics.json that are not one table of attacks
-SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES, CANARY_PATIENTS)
-# |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
-BLIND_BASELINE_MARGIN = 0.1
-# one-sided level of the text-only permutation test that warns of a distribution shift
-SHIFT_LEVEL = 0.025
-# level of the per-patient tests' calibration check (non-member against population patients)
-CALIBRATION_LEVEL = 0.05
+SECTIONS = (VERDICT, MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES, CANARY_PATIENTS)
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
 
 
@@ -44,8 +39,9 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
     """``metrics.json``: every attack on every comparison whose sets are present, the
     validity check (with its permutation tests ``validity_tests``, which need the text:
     score_MIA.py records them in settings.json), the per-patient tests, the canary audits
-    (with canaries, with canary patients; epsilon bounds for ``audit_delta``) and, with shadow models, the report
-    by memorization; and patients.csv's table (None without the sets the tests need)."""
+    (with canaries, with canary patients; epsilon bounds for ``audit_delta``), with shadow
+    models the report by memorization, and first the verdict; and patients.csv's table
+    (None without the sets the tests need)."""
     result = {}
     validity = {}
     attacks = columns.attack_names(table)
@@ -84,7 +80,17 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
         result[CANARY_PATIENTS] = patient_audit
     if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
         result[MEMORIZATION] = memorization_report(table)
-    return result, None if tested is None else tested[0]
+    patients = None if tested is None else tested[0]
+    main = next((c for c in COMPARISONS if c in result), None)
+    if main is not None:
+        rows = table[table["set"].isin(COMPARISONS[main])]
+        text_only = validity_module.column(main)
+        result = {VERDICT: verdict_module.verdict(
+            rows, main, COMPARISONS[main][0], result[main], validity,
+            rows[text_only].to_numpy(float) if text_only in rows.columns else None,
+            result.get(PATIENT_COMPARISON), result.get(PATIENT_TESTS), patients,
+            result.get(PATIENT_TESTS_LEFT_OUT), result.get(CANARIES), n_boot, seed)} | result
+    return result, patients
 
 
 def _patient_tests_left_out(table: pd.DataFrame) -> str | None:
@@ -156,20 +162,20 @@ def memorization_report(table: pd.DataFrame, positive: str = "members",
 
 def distribution_shift_warnings(results: dict) -> list[str]:
     """One line per comparison whose model-free check is above chance (its permutation
-    p-value at most ``SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), one when
-    the per-patient tests' calibration check fails at ``CALIBRATION_LEVEL``, and one per
+    p-value at most ``verdict.SHIFT_LEVEL``; without a test, an AUC above 0.5 + margin), one when
+    the per-patient tests' calibration check fails at ``verdict.CALIBRATION_LEVEL``, and one per
     blind-baseline attack far from chance."""
     lines = []
     for comparison, check in results.get(VALIDITY, {}).items():
         p = check.get("p_value")
-        if (check["auc"] > 0.5 + BLIND_BASELINE_MARGIN) if p is None else p <= SHIFT_LEVEL:
+        if verdict_module.text_only_differs(check):
             evidence = f"AUC {check['auc']:.3f}" + ("" if p is None else f", permutation p = {p:.3g}")
             lines.append(
                 f"WARNING {comparison}: a text-only classifier that never sees a model separates "
                 f"the two sets ({evidence}): they differ in distribution, and every "
                 "attack number on this comparison is inflated by it.")
     calibration = results.get(PATIENT_TESTS, {}).get("calibration")
-    if calibration is not None and calibration["p_value"] <= CALIBRATION_LEVEL:
+    if calibration is not None and calibration["p_value"] <= verdict_module.CALIBRATION_LEVEL:
         lines.append(
             f"WARNING patient_tests: the non-member patients do not rank like the population "
             f"patients (mean relative rank {calibration['mean_relative_rank']:.3f}, 0.5 expected; "
@@ -179,7 +185,7 @@ def distribution_shift_warnings(results: dict) -> list[str]:
         if comparison in SECTIONS:
             continue
         for attack, values in attacks.items():
-            if is_blind(attack) and abs(values["auc"] - 0.5) > BLIND_BASELINE_MARGIN:
+            if is_blind(attack) and verdict_module.blind_differs(values["auc"]):
                 lines.append(
                     f"WARNING {comparison}: the blind baseline ({attack}, which never sees the "
                     f"target) has AUC {values['auc']:.3f}: the sets differ in distribution, and "

@@ -256,6 +256,33 @@ def bootstrap(y_true: Sequence, scores: Sequence, resamples: Resamples,
     return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
 
 
+def paired_auc_differences(y_true: Sequence, scores: Mapping[str, Sequence], baseline: Sequence | None,
+                           resamples: Resamples | None, floor: float = 0.0
+                           ) -> dict[str, tuple[float, np.ndarray]]:
+    """Per attack, ``(AUC - the baseline's AUC, [B] the same difference in each resample)``:
+    attack and baseline scored on the very same resampled patients, so that the interval of
+    the differences is paired. The baseline's AUC counts as ``floor`` where it is lower (in
+    each resample alike); ``baseline`` None is chance (AUC 0.5 in every resample). Without
+    resamples the draws are empty."""
+    y = _validate(y_true, next(iter(scores.values())))[0]
+
+    def draws(s: np.ndarray) -> np.ndarray:
+        if resamples is None or not resamples.n:
+            return np.empty(0)
+        return np.concatenate([_area(curves) for curves in _curves(y, s, resamples)])
+
+    if baseline is None:
+        base_auc, base_draws = 0.5, 0.5
+    else:
+        base = _validate(y, baseline)[1]
+        base_auc, base_draws = max(floor, float(_area(_curve(y, base))[0])), np.maximum(floor, draws(base))
+    result = {}
+    for name, values in scores.items():
+        s = _validate(y, values)[1]
+        result[name] = (float(_area(_curve(y, s))[0]) - base_auc, draws(s) - base_draws)
+    return result
+
+
 def interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
     """Percentile interval of bootstrap values."""
     tail = (1 - level) / 2 * 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..engine.cache import ScoreCache
 from ..settings.study import StudySettings
 from ..stats import evaluation, validity
 from ..training import demo, shadow
+from .context import run_context
 from .canaries import add_canary_columns, add_canary_patient_columns
 from .outputs import check_not_another_run, most_exposed, write_outputs
 from .plan import check_paths, data_lock, plan_study
@@ -131,6 +133,8 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
         for name, values in text_only.items():
             table[name] = values
     record = run_record(settings, plan, scored, shadows, inputs, validity_tests, ranks.world)
+    record["run"] = run_context(sys.argv, plan.model_dirs[0], settings.backend, columns.attack_names(table),
+                                settings.demo)
     record["settings"] = identity
     with watch.stage("statistics"):
         metrics, patients = evaluation.compare(table, n_boot=settings.bootstrap, seed=settings.seed,
