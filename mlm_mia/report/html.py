@@ -1,6 +1,10 @@
 """report.html: one self-contained page a person reads (figures embedded, no external
 file, no script, nothing fetched). It holds ids and numbers only: no sentence of any note,
-unless the run was asked for its most exposed sentences (``--show-exposed N``)."""
+unless the run was asked for its most exposed sentences (``--show-exposed N``).
+
+Longer than most modules (about 380 lines): a short function per section of the page and
+the page's style, all built on the one table helper; split, they would only import it
+from each other."""
 
 from __future__ import annotations
 
