@@ -355,12 +355,9 @@ def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None
                  patients_section(results, patients),
                  "<h2>4. ROC curves (log-log)</h2>" + _img(roc_png or figures.png(figures.roc_figure(table))),
                  "<h2>5. Score distributions</h2>" + _img(figures.png(figures.distributions_figure(table)))]
-    if CANARIES in results:
-        sections.append(canaries_section(results[CANARIES]))
-    if CANARY_PATIENTS in results:
-        sections.append(canary_patients_section(results[CANARY_PATIENTS]))
-    if MEMORIZATION in results:
-        sections.append(memorization_section(results[MEMORIZATION]))
+    sections += [render(results[key]) for key, render in (
+        (CANARIES, canaries_section), (CANARY_PATIENTS, canary_patients_section),
+        (MEMORIZATION, memorization_section)) if key in results]
     if exposed is not None:
         sections.append(exposed_section(exposed))
     if settings.get("shadow_models"):

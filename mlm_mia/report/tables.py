@@ -23,12 +23,9 @@ def tables(results: dict) -> str:
             blocks.append(attack_table(comparison, attacks))
     if PATIENT_TESTS in results:
         blocks.append(patient_tests_text(results[PATIENT_TESTS]))
-    if CANARIES in results:
-        blocks.append(canaries_text(results[CANARIES]))
-    if CANARY_PATIENTS in results:
-        blocks.append(canary_patients_text(results[CANARY_PATIENTS]))
-    if MEMORIZATION in results:
-        blocks.append(memorization_tables(results[MEMORIZATION]))
+    blocks += [render(results[key]) for key, render in (
+        (CANARIES, canaries_text), (CANARY_PATIENTS, canary_patients_text),
+        (MEMORIZATION, memorization_tables)) if key in results]
     warnings = distribution_shift_warnings(results)
     return "\n\n".join(blocks + (["\n".join(warnings)] if warnings else [])) + "\n"
 
