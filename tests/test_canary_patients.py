@@ -19,6 +19,7 @@ from mlm_mia.cli import common as cli
 from mlm_mia.cli import prepare
 from mlm_mia.data import canaries, canary_patients, csv_notes
 from mlm_mia.data.prepare import MANIFEST
+from mlm_mia.settings.prepare import PrepareSettings
 from mlm_mia.stats import audit, metrics
 from mlm_mia.cli import score
 
@@ -83,7 +84,7 @@ def test_a_patient_whose_note_is_in_the_corpus_gets_another_secret():
     # the notes, lower-cased without digits (the 1a/1b files), are still never drawn into a set
     assert canaries.is_canary(clash.lower().replace(first[2]["secret"], ""))
     with pytest.raises(InputError, match="--canary-patients 499: more canary patients and 2 canaries"):
-        canary_patients.check_space(499, 3, 2)
+        PrepareSettings(canary_patients=499, canary_digits=3, canaries=2)  # checked as the flags are
 
 
 def test_planted_patients_are_kept_refused_or_replaced(corpus, tmp_path, capsys):
