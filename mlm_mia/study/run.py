@@ -27,7 +27,7 @@ from .outputs import check_not_another_run, most_exposed, write_outputs
 from .plan import check_paths, data_lock, plan_study
 from .record import run_record
 from .scoring import score_models
-from .shadows import shadow_models
+from .shadows import plan_shadows, train_shadows
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,10 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
     outputs are written (timed in ``watch``)."""
     with watch.stage("checks"):
         plan = plan_study(settings, ranks, watch, holds)
+        shadow_plan = plan_shadows(settings, ranks, plan.model_dirs[0], holds) if settings.shadow_models else None
         if ranks.main and settings.shadow_index is None:  # after the inputs' own checks, before any work
             check_not_another_run(settings, identity)
-    shadows = shadow_models(settings, ranks, plan.model_dirs[0], watch, holds) if settings.shadow_models else []
+    shadows = train_shadows(shadow_plan, settings, ranks, plan.model_dirs[0], watch, holds) if shadow_plan else []
     if settings.shadow_index is not None:
         log.info("Shadow models %s are trained; a run without --shadow-index scores with them",
                  ",".join(map(str, settings.shadow_index)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.errors import InputError
@@ -29,12 +30,21 @@ def shadow_recipe(settings: StudySettings) -> Recipe:
     return recipe_module.load(recipe_module.DEMO_RECIPE if settings.demo else SHADOW_RECIPE, "recipe")
 
 
-def shadow_models(settings: StudySettings, ranks: distributed.Ranks, target: ModelDir,
-                   watch: Stopwatch, holds: contextlib.ExitStack) -> list[shadow.Shadow]:
-    """The K shadow models, trained where missing: here, one after the other; under
-    torchrun, each rank its share (models r, r + N, ...) in a process of its own; never with
-    ``--shadows-ready``, which names the missing ones instead. Each is held locked in
-    ``holds`` while the run trains or uses it."""
+@dataclass
+class ShadowPlan:
+    """The K shadow models, and those this run (this rank) is to train."""
+
+    planned: list[shadow.Shadow]
+    missing: list[shadow.Shadow]
+    children: bool  # under torchrun, each rank's child trains (and locks) its share
+    recipe: Recipe
+
+
+def plan_shadows(settings: StudySettings, ranks: distributed.Ranks, target: ModelDir,
+                 holds: contextlib.ExitStack) -> ShadowPlan:
+    """The K shadow models, checked against their records, and the missing ones (never
+    with ``--shadows-ready``, which names them instead). Each is held locked in ``holds``
+    while the run trains or uses it."""
     recipe = shadow_recipe(settings)
     planned = shadow.plan(settings.data_dir, settings.shadow_models, target.path,
                           shadow.architecture_key(target.path), recipe, settings.shadow_init,
@@ -48,18 +58,25 @@ def shadow_models(settings: StudySettings, ranks: distributed.Ranks, target: Mod
         raise InputError(f"shadow models {[s.index for s in missing]} of {settings.shadow_models} are not "
                          f"trained (or were trained for other data or settings); train them with "
                          f"--shadow-index {','.join(str(s.index) for s in missing)}, or drop --shadows-ready")
+    return ShadowPlan(planned, missing, children, recipe)
+
+
+def train_shadows(plan: ShadowPlan, settings: StudySettings, ranks: distributed.Ranks, target: ModelDir,
+                  watch: Stopwatch, holds: contextlib.ExitStack) -> list[shadow.Shadow]:
+    """The planned shadow models, the missing ones trained: here, one after the other;
+    under torchrun, each rank its share (models r, r + N, ...) in a process of its own."""
     with watch.stage("shadow training"):
-        if children:
-            mine = [s.index for s in missing if s.index % ranks.world == ranks.rank]
+        if plan.children:
+            mine = [s.index for s in plan.missing if s.index % ranks.world == ranks.rank]
             if mine:
                 shadow.train_in_child(sys.argv[1:], mine, ranks.local_rank)
             distributed.barrier(ranks)
-            shadow.claim(planned, holds, train=False, replace=False)
+            shadow.claim(plan.planned, holds, train=False, replace=False)
         else:
-            for planned_shadow in missing:
-                shadow.train(planned_shadow, settings.shadow_init, target.path, target.tokenizer, recipe,
+            for planned_shadow in plan.missing:
+                shadow.train(planned_shadow, settings.shadow_init, target.path, target.tokenizer, plan.recipe,
                              settings.device)
-    return planned
+    return plan.planned
 
 
 def described(shadows: list[shadow.Shadow], settings: StudySettings, target: Path) -> dict | None:
