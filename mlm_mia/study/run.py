@@ -67,20 +67,21 @@ def _run(settings: StudySettings, ranks: distributed.Ranks) -> Results:
     watch = Stopwatch()
     with out, ScoreCache(None if settings.no_cache else settings.cache_dir / "pll.sqlite") as cache, \
             contextlib.ExitStack() as holds:
-        if writes and settings.demo:  # before the demo trains its models
-            check_not_another_run(settings, identity)
         if settings.demo:
-            settings = _demo_models(settings, ranks, watch)
+            settings = _demo_models(settings, ranks, watch, identity)
         return _study(settings, ranks, cache, holds, identity, watch)
 
 
-def _demo_models(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwatch) -> StudySettings:
+def _demo_models(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwatch,
+                 identity: dict) -> StudySettings:
     """The settings with the demo's target and reference, its sets and models made (once)
-    in the data folder."""
+    in the data folder; the out-dir checked for another run's results before they are."""
     if ranks.main:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # a shadow job that torchrun's rank started finds the sets made, and its rank holding them
         with data_lock(settings, True) if settings.shadow_index is None else contextlib.nullcontext():
+            if settings.shadow_index is None:  # the data folder's own check first, then before training
+                check_not_another_run(settings, identity)
             target, references = demo.prepare(settings.data_dir, settings.canaries, watch, settings.canary_patients)
     distributed.barrier(ranks)
     if not ranks.main:
