@@ -466,6 +466,7 @@ def test_settings_pass_the_flags_checks_however_given():
 
     settings = StudySettings(demo=True, dtype="float32", seed="3", reference=["r"], min_k_fraction=1)
     assert (settings.dtype, settings.seed, settings.reference, settings.min_k_fraction) == ("fp32", 3, (Path("r"),), 1.0)
+    assert StudySettings(demo=True, reference="ref_model").reference == (Path("ref_model"),)  # one folder, not its letters
     for changes, message in [({"seed": -1}, "--seed '-1'"), ({"min_k_fraction": 0}, "--min-k-fraction '0'"),
                              ({"pll": "foo"}, "--pll 'foo': must be one of original, within_word_l2r"),
                              ({"no_plot": "yes"}, "--no-plot: must be true or false"),

@@ -67,7 +67,8 @@ class StudySettings:
         for name in ("data_dir", "out_dir", "cache_dir", "target", "shadow_recipe", "shadow_dir", "neighbour_model"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
-        object.__setattr__(self, "reference", tuple(Path(p) for p in self.reference or ()))
+        references = [self.reference] if isinstance(self.reference, (str, Path)) else self.reference or ()
+        object.__setattr__(self, "reference", tuple(Path(p) for p in references))  # one folder, or several
         check_fields(self)
         self._check_together()
 
