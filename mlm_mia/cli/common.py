@@ -32,9 +32,14 @@ class Parser(argparse.ArgumentParser):
 def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, **wording) -> None:
     """Add the shared ``flag`` (:data:`SHARED_FLAGS`) to ``parser``; ``wording`` may give
     its ``help`` and ``metavar`` only, never its type, check or default."""
+    parser.add_argument(flag, **(SHARED_FLAGS[flag] | _own(flag, wording)))
+
+
+def _own(flag: str, wording: dict) -> dict:
+    """A script's own ``wording`` of a flag: its help and metavar, nothing else."""
     if set(wording) - {"help", "metavar"}:
         raise ValueError(f"{flag}: only help and metavar are a script's own")
-    parser.add_argument(flag, **(SHARED_FLAGS[flag] | wording))
+    return wording
 
 
 def add_setting(parser: argparse.ArgumentParser | argparse._ArgumentGroup, settings: type, flag: str,
@@ -42,11 +47,9 @@ def add_setting(parser: argparse.ArgumentParser | argparse._ArgumentGroup, setti
     """Add ``flag``, the field of the same name of the settings dataclass ``settings``:
     its type, check, choices and default are the field's; ``wording`` gives the script's
     ``help`` and ``metavar`` (a shared flag's help is :data:`SHARED_FLAGS`'s by default)."""
-    if set(wording) - {"help", "metavar"}:
-        raise ValueError(f"{flag}: only help and metavar are a script's own")
     item = {f.name: f for f in dataclasses.fields(settings)}[flag[2:].replace("-", "_")]
     shared = item.metadata.get("shared")
-    options = {k: v for k, v in SHARED_FLAGS.get(shared, {}).items() if k in ("help", "metavar")} | wording
+    options = {k: v for k, v in SHARED_FLAGS.get(shared, {}).items() if k in ("help", "metavar")} | _own(flag, wording)
     if item.type == "bool":
         parser.add_argument(flag, action="store_true", **options)
         return
