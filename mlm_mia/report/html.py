@@ -10,8 +10,8 @@ import html
 import pandas as pd
 
 from . import figures
-from ..stats.evaluation import (CANARIES, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS, SECTIONS,
-    VALIDITY, distribution_shift_warnings)
+from ..stats.evaluation import (CANARIES, MEMORIZATION, NAME_PROBE, PATIENT_COMPARISON, PATIENT_TESTS,
+    SECTIONS, VALIDITY, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
 STYLE = """
@@ -226,6 +226,23 @@ def exposed_section(exposed: pd.DataFrame) -> str:
         _table(list(exposed.columns), exposed.astype(str).values.tolist())])
 
 
+def name_probe_section(probe: dict) -> str:
+    difference = {"auc": probe["auc_difference"], "auc_ci": probe.get("auc_difference_ci")}
+    rows = [[group, m["patients"], m["own_conditions"], _auc(m),
+             f"{m['auc_with_name']:.3f}", f"{m['auc_without_name']:.3f}"] for group, m in probe["groups"].items()]
+    return "\n".join([
+        "<h2>Name-condition probe (Lehman et al. 2021)</h2>",
+        "<p>Does the target tie a patient's name to the patient's conditions? Each patient's own "
+        "conditions and as many others matched on frequency, scored by the condition's "
+        f"log-probability in &ldquo;{html.escape(probe['templates']['with_name'])}&rdquo; minus in "
+        f"&ldquo;{html.escape(probe['templates']['without_name'])}&rdquo;. AUC of own against other "
+        "conditions: 0.5 is no link; the interval resamples patients.</p>",
+        _table(["patients", "n", "own conditions", "AUC [95% CI]", "AUC with the name alone",
+                "AUC without the name"], rows),
+        f"<p>Members minus non-members: {_auc(difference)}, "
+        "what training on the patients' notes added to the link.</p>"])
+
+
 def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None = None,
                  patients: pd.DataFrame | None = None, comparison: dict | None = None,
                  exposed: pd.DataFrame | None = None, roc_png: bytes | None = None) -> None:
@@ -238,6 +255,8 @@ def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None
         sections.append(canaries_section(results[CANARIES]))
     if MEMORIZATION in results:
         sections.append(memorization_section(results[MEMORIZATION]))
+    if NAME_PROBE in results:
+        sections.append(name_probe_section(results[NAME_PROBE]))
     if comparison is not None:
         sections.append(comparison_section(comparison))
     if exposed is not None:

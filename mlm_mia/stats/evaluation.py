@@ -27,8 +27,9 @@ VALIDITY = "validity"  # the model-free text-only classifier, per comparison
 PATIENT_TESTS = "patient_tests"
 PATIENT_TESTS_LEFT_OUT = "patient_tests_left_out"  # why they are not there, when a population is
 CANARIES = "canaries"
+NAME_PROBE = "name_probe"  # score_MIA.py --name-probe
 # the keys of metrics.json that are not one table of attacks
-SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES)
+SECTIONS = (MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES, NAME_PROBE)
 # |AUC - 0.5| of a blind baseline above which the sets are taken to differ in distribution
 BLIND_BASELINE_MARGIN = 0.1
 # one-sided level of the text-only permutation test that warns of a distribution shift

@@ -19,6 +19,7 @@ from ..stats import audit, evaluation, validity
 from ..data import canaries, prepare
 from ..common import columns
 from ..training import demo, shadow
+from . import name_probe
 from ..engine import distributed, models
 from ..report import figures, tables as report, html as report_html
 from ..attacks import ProbeRequest, encodermi, lira, reduce, rmia
@@ -113,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
              "--shadow-seed (0)")
     add_flag(parser, "--exposure-alternatives")
     add_flag(parser, "--audit-delta")
+    probe = parser.add_argument_group("the name-condition probe (Lehman et al. 2021)")
+    probe.add_argument("--name-probe", action="store_true", help="does the target tie a patient's "
+                       "name to their conditions? member against non-member patients (with --demo: "
+                       "the synthetic corpus's files)")
+    probe.add_argument("--diagnoses", type=Path, help="MIMIC-III DIAGNOSES_ICD.csv.gz")
+    probe.add_argument("--diagnosis-titles", type=Path, help="MIMIC-III D_ICD_DIAGNOSES.csv.gz")
+    probe.add_argument("--names", type=Path, help="the patients' surrogate names: a SUBJECT_ID,NAME "
+                       "CSV, or the 1b notes (SUBJECT_ID,TEXT, every line prefixed with the name)")
     parser.add_argument("--no-plot", action="store_true",
                         help="skip roc.png and report.html (the figures)")
     parser.add_argument("--show-exposed", type=non_negative_int, default=0, metavar="N",
@@ -289,6 +298,18 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.shadow_index is not None and max(args.shadow_index) >= args.shadow_models:
         raise InputError(f"--shadow-index {max(args.shadow_index)}: there are only --shadow-models "
                          f"{args.shadow_models} (indices 0 to {args.shadow_models - 1})")
+    probe_files = {"--diagnoses": args.diagnoses, "--diagnosis-titles": args.diagnosis_titles,
+                   "--names": args.names}
+    given_files = [flag for flag, path in probe_files.items() if path is not None]
+    if given_files and not args.name_probe:
+        raise InputError(f"{given_files[0]} is an input of --name-probe; add --name-probe or drop it")
+    if args.name_probe and args.demo and given_files:
+        raise InputError(f"{given_files[0]}: --demo probes with the synthetic corpus's own files; "
+                         "drop it, or run without --demo")
+    if args.name_probe and not args.demo and len(given_files) < 3:
+        missing = [flag for flag in probe_files if flag not in given_files]
+        raise InputError(f"--name-probe needs {', '.join(missing)} (DIAGNOSES_ICD.csv.gz, "
+                         "D_ICD_DIAGNOSES.csv.gz and SUBJECT_ID,NAME or 1b notes)")
     if args.shadow_models:
         shadow_recipe(args)  # a bad recipe stops the run before any work
     if args.data_dir.exists() and not args.data_dir.is_dir():
@@ -316,6 +337,8 @@ def _run(args: argparse.Namespace, ranks: distributed.Ranks) -> dict:
             distributed.barrier(ranks)
             if not ranks.main:
                 args.target, args.reference = demo.prepare(args.data_dir, args.canaries)
+            if args.name_probe:
+                args.diagnoses, args.diagnosis_titles, args.names = demo.name_probe_files()
         if args.target is None:
             raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
                              "--reference MODEL_DIR), or --demo")
@@ -350,6 +373,8 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         if planted:
             sets = pd.concat([sets, pd.DataFrame([{"set": audit.SET, "id": c["id"], "patient_id": c["patient_id"],
                                                    "text": c["text"]} for c in planted])], ignore_index=True)
+        probe = name_probe.plan(sets, args.diagnoses, args.diagnosis_titles, args.names, args.seed) \
+            if args.name_probe else None
         n_alternatives = canaries.alternatives_count(planted, args.exposure_alternatives)
         alternatives = [text for c in planted for text in canaries.alternatives(
             c, n_alternatives, args.seed, len(c["secret"]))]
@@ -417,10 +442,17 @@ def _score(args: argparse.Namespace, ranks: distributed.Ranks, cache: ScoreCache
         "references": {d.name: d.fingerprint for d in model_dirs if d.name in references},
         "exposure_alternatives": n_alternatives if planted else None,
         "validity_tests": validity_tests,
+        "name_probe": {flag: file_sha256(path) for flag, path in (
+            ("diagnoses", args.diagnoses), ("diagnosis_titles", args.diagnosis_titles),
+            ("names", args.names))} if probe else None,
     }
     with watch.stage("statistics"):
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
                                                audit_delta=args.audit_delta, validity_tests=validity_tests)
+    if probe:
+        with watch.stage("name probe"):
+            results[evaluation.NAME_PROBE] = name_probe.run(probe, model_dirs[0], settings, args.bootstrap,
+                                                            args.seed)
     with watch.stage("writing"):
         exposed = most_exposed(table, sets, results, args.show_exposed) if args.show_exposed else None
         write_outputs(args, table, results, run_settings, patients, exposed, watch)

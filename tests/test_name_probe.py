@@ -1,0 +1,141 @@
+"""The name-condition probe (Lehman et al. 2021): its readers, its pairs and statistics by
+hand, the engine's span scores against a direct computation, and tiny targets trained on
+notes where names and conditions go together (the probe finds the link) or not (it does not)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mlm_mia.common.errors import InputError
+from mlm_mia.data import csv_notes, diagnoses, names, synthetic
+from mlm_mia.stats import name_probe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_synthetic_tables_give_each_patient_its_conditions_and_name(corpus):
+    codes = diagnoses.read_diagnoses(corpus["diagnoses"])
+    titles = diagnoses.read_titles(corpus["diagnosis_titles"])
+    patients = list(synthetic.mimic_patients(120, 7))
+    assert {p.subject_id for p in patients} == {int(s) for s in codes}
+    for p in patients:
+        assert [titles[c] for c in codes[str(p.subject_id)]] == [c.lower() for c in p.conditions]
+    table = names.read_names(corpus["names"])
+    # the names the 1a notes carry, and the 1b notes' line prefixes: the same names, two ways
+    assert names.read_names(corpus["one_b"]) == table
+    one_a = {}
+    for note in csv_notes.read_notes(corpus["one_a"]):
+        one_a[note.patient_id] = one_a.get(note.patient_id, "") + note.text
+    assert all(table[patient] in text for patient, text in one_a.items())
+
+
+def test_a_name_only_where_a_patient_has_two_lines_that_share_it(tmp_path):
+    path = tmp_path / "SUBJECT_ID_to_NOTES_1b.csv"
+    path.write_text('SUBJECT_ID,TEXT\n1,"ann lee was seen today.\nann lee is stable."\n'
+                    '2,"bo ma one line only."\n1,"ann  Lee went home."\n', encoding="utf-8")
+    assert names.read_names(path) == {"1": "ann lee"}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("SUBJECT_ID,NAME\n1,Ann Lee\n1,Bo Ma\n", "record 2 gives patient 1 a second name"),
+    ("SUBJECT_ID,NAME\n1,\n", "record 1 has an empty SUBJECT_ID or NAME"),
+    ("ID,NAME\n1,Ann\n", "expected a table of names"),
+])
+def test_bad_names_file_names_the_file_and_the_fix(tmp_path, content, message):
+    path = tmp_path / "names.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        names.read_names(path)
+
+
+def test_bad_diagnosis_tables_name_the_file(tmp_path):
+    path = tmp_path / "DIAGNOSES_ICD.csv"
+    path.write_text('"ROW_ID","SUBJECT_ID","HADM_ID","ICD9_CODE"\n1,2,3,"4019"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="DIAGNOSES_ICD.csv: columns .* expected MIMIC-III's DIAGNOSES_ICD"):
+        diagnoses.read_diagnoses(path)
+    path.write_text('"ROW_ID","SUBJECT_ID","HADM_ID","SEQ_NUM","ICD9_CODE"\n1,2,3,1,"4019"\n2,2,3,"4280"\n')
+    with pytest.raises(InputError, match="record 2 .* has 4 fields, the header 5"):
+        diagnoses.read_diagnoses(path)
+    # an empty code (as a few real rows have) is skipped; a repeated one counted once
+    path.write_text('"ROW_ID","SUBJECT_ID","HADM_ID","SEQ_NUM","ICD9_CODE"\n1,2,3,1,"4019"\n2,2,3,,\n'
+                    '3,2,4,1,"4019"\n4,5,6,1,"V1254"\n')
+    assert diagnoses.read_diagnoses(path) == {"2": ["4019"], "5": ["V1254"]}
+
+
+def test_other_conditions_are_the_closest_in_frequency_and_never_the_patients_own():
+    # frequencies: a 4, b 3, c 3, d 1, e 1
+    conditions = {"1": ["a", "d"], "2": ["a", "b"], "3": ["a", "b", "c"], "4": ["a", "b", "c"],
+                  "5": ["c", "e"]}
+    made = name_probe.items({"members": ["1", "5"], "non_members": ["2"]}, conditions, seed=0)
+    by_patient = {}
+    for item in made:
+        by_patient.setdefault(item.patient, []).append((item.code, item.own))
+    # patient 1: a (4) -> b or c (3, a draw); d (1) -> e (1)
+    assert by_patient["1"][0] == ("a", True) and by_patient["1"][1][0] in "bc"
+    assert by_patient["1"][2:] == [("d", True), ("e", False)]
+    # patient 5: c (3) -> b (3); e (1) -> d (1)
+    assert by_patient["5"] == [("c", True), ("b", False), ("e", True), ("d", False)]
+    # patient 2: a (4) -> c (3); b (3) -> d or e (1), the closest left
+    assert by_patient["2"][:3] == [("a", True), ("c", False), ("b", True)]
+    assert by_patient["2"][3][0] in "de"
+    again = name_probe.items({"members": ["1", "5"], "non_members": ["2"]}, conditions, seed=0)
+    assert again == made  # seeded: the same pairs every time
+
+
+def test_templates_span_the_condition_and_auc_and_interval_computed_two_ways():
+    made = [name_probe.Item(g, p, c, own) for g in name_probe.GROUPS for p in (f"{g}1", f"{g}2", f"{g}3")
+            for c, own in (("x", True), ("y", False))]
+    sentences, spans = name_probe.templates(made[:2], {"members1": "ann lee"}, {"x": "gout", "y": "anemia"})
+    assert sentences == ["ann lee is a patient with gout", "is a patient with gout",
+                         "ann lee is a patient with anemia", "is a patient with anemia"]
+    assert [s[a:b] for s, (a, b) in zip(sentences, spans)] == ["gout", "gout", "anemia", "anemia"]
+    rng = np.random.default_rng(5)
+    with_name, without = rng.normal(size=len(made)), rng.normal(size=len(made))
+    result = name_probe.evaluate(made, with_name, without, n_boot=50, seed=3)
+    for index, group in enumerate(name_probe.GROUPS):
+        rows = [i for i, item in enumerate(made) if item.group == group]
+        y = [made[i].own for i in rows]
+        score = with_name[rows] - without[rows]
+        assert result["groups"][group]["auc"] == pytest.approx(roc_auc_score(y, score))
+        # the interval: patients drawn with replacement, each with its own and other condition
+        draw = np.random.default_rng([3, index])
+        aucs = []
+        for _ in range(50):
+            counts = np.bincount(draw.integers(3, size=3), minlength=3)
+            picked = [r for k, r in enumerate(np.arange(6).reshape(3, 2)) for _ in range(counts[k])]
+            picked = np.concatenate(picked)
+            aucs.append(roc_auc_score(np.array(y)[picked], score[picked]))
+        assert result["groups"][group]["auc_ci"] == pytest.approx(list(np.percentile(aucs, [2.5, 97.5])))
+    members, non_members = (result["groups"][g]["auc"] for g in name_probe.GROUPS)
+    assert result["auc_difference"] == pytest.approx(members - non_members)
+
+
+def test_span_scores_equal_masking_the_span_left_to_right_by_hand(random_roberta):
+    import torch
+    from mlm_mia.engine.pll import PLLEngine
+    from transformers import AutoTokenizer, RobertaForMaskedLM
+    model = RobertaForMaskedLM.from_pretrained(random_roberta).eval()
+    tokenizer = AutoTokenizer.from_pretrained(random_roberta)
+    sentences = ["ann lee is a patient with chronic kidney disease", "is a patient with gout"]
+    spans = [(len(s) - len(c), len(s)) for s, c in zip(sentences, ["chronic kidney disease", "gout"])]
+    got = PLLEngine(model, tokenizer, 64, progress=False).score(sentences, spans)
+    for sentence, (start, stop), scores in zip(sentences, spans, got):
+        encoded = tokenizer(sentence, return_offsets_mapping=True)
+        ids = torch.tensor(encoded["input_ids"])
+        span = [i for i, (a, b) in enumerate(encoded["offset_mapping"]) if a < stop and start < b]
+        expected = []
+        for k, position in enumerate(span):
+            masked = ids.clone()
+            masked[span[k:]] = tokenizer.mask_token_id
+            with torch.no_grad():
+                logits = model(input_ids=masked[None]).logits[0, position]
+            expected.append(torch.log_softmax(logits, -1)[ids[position]].item())
+        assert len(span) >= 1
+        np.testing.assert_allclose(scores.logprobs, expected, rtol=1e-5, atol=1e-6)
