@@ -139,3 +139,82 @@ def test_span_scores_equal_masking_the_span_left_to_right_by_hand(random_roberta
             expected.append(torch.log_softmax(logits, -1)[ids[position]].item())
         assert len(span) >= 1
         np.testing.assert_allclose(scores.logprobs, expected, rtol=1e-5, atol=1e-6)
+
+
+def probe_notes(corpus, patients: list[str], shuffled: bool) -> list[str]:
+    """1b-style lines of ``patients``: each condition of a patient with the patient's name,
+    or, ``shuffled``, with the name of the next patient (names and conditions apart). In the
+    probe's own phrasing: a tiny model trained on 48 lines does not carry the link over to
+    other phrasing (with "{name} has a history of {condition}." the members' AUC was 0.59-0.61)."""
+    table = names.read_names(corpus["names"])
+    titles = diagnoses.read_titles(corpus["diagnosis_titles"])
+    codes = diagnoses.read_diagnoses(corpus["diagnoses"])
+    named = dict(zip(patients, patients[1:] + patients[:1])) if shuffled else {p: p for p in patients}
+    return [name_probe.TEMPLATE.format(name=table[named[p]], condition=titles[c]) + "."
+            for p in patients for c in codes[p]]
+
+
+@pytest.fixture(scope="module")
+def probe_study(corpus, small_sets, tmp_path_factory) -> dict:
+    """Two tiny targets trained on the member patients of ``small_sets`` and 8 more of the
+    training half: names with their own conditions, and names shuffled among them."""
+    from mlm_mia.training import recipe
+    from mlm_mia.training.train import TinyShape, train_tiny_mlm, train_tokenizer
+    root = tmp_path_factory.mktemp("name_probe")
+    sets = pd.read_json(small_sets / "members.jsonl", lines=True, dtype={"patient_id": str})
+    members = sorted(set(sets["patient_id"]))
+    train_patients = sorted({n.patient_id for n in csv_notes.read_notes(corpus["train"])})
+    members += [p for p in train_patients if p not in members][:8]
+    heldout = sorted({n.patient_id for n in csv_notes.read_notes(corpus["heldout"])})[:16]
+    tiny = dataclasses.replace(recipe.load(ROOT / "tests" / "tiny_recipe.yaml"), epochs=200, batch_size=8, learning_rate=5e-3, mlm_probability=0.4)
+    shape = TinyShape(hidden=64, layers=2, heads=2, intermediate=128, max_positions=66)
+    study = {"root": root, "members": members, "non_members": heldout}
+    # on the whole 1b corpus: names and conditions whole tokens, as a real tokenizer has them
+    tokenizer = train_tokenizer([line for note in csv_notes.read_notes(corpus["one_b"])
+                                 for line in note.text.splitlines()], root / "tokenizer", vocab_size=2000)
+    for kind in ("linked", "shuffled"):
+        lines = probe_notes(corpus, members, kind == "shuffled")
+        study[kind] = train_tiny_mlm(lines, root / kind, tokenizer, tiny, seed=1, shape=shape)
+    return study
+
+
+def probe(corpus, study: dict, target: Path) -> dict:
+    from mlm_mia.engine.scoring import ModelDir, ScoreSettings
+    from mlm_mia.study import name_probe as study_probe
+    sets = pd.DataFrame({"set": ["members"] * len(study["members"]) + ["non_members"] * len(study["non_members"]),
+                         "patient_id": study["members"] + study["non_members"]})
+    plan = study_probe.plan(sets, corpus["diagnoses"], corpus["diagnosis_titles"], corpus["names"], seed=0)
+    settings = ScoreSettings(progress=False)
+    return study_probe.run(plan, ModelDir(target, "--target", "target", settings), settings, n_boot=200, seed=0)
+
+
+def test_the_probe_finds_the_link_a_target_learned_and_none_when_names_are_shuffled(corpus, probe_study):
+    linked = probe(corpus, probe_study, probe_study["linked"])
+    members, non_members = linked["groups"]["members"], linked["groups"]["non_members"]
+    assert members["patients"] == 16 and members["own_conditions"] == 48
+    assert members["auc"] > 0.75 and members["auc_ci"][0] > 0.5, members
+    # non-members share first or last names with members: some of the link carries over to them
+    assert linked["auc_difference"] > 0, linked
+    shuffled = probe(corpus, probe_study, probe_study["shuffled"])["groups"]["members"]
+    print("name probe, linked:", members, non_members, "shuffled:", shuffled)
+    assert shuffled["auc_ci"][0] < 0.5 and shuffled["auc"] < 0.65, shuffled
+
+
+def test_score_mia_name_probe_writes_ids_and_numbers_and_a_report_section(corpus, small_sets, probe_study,
+                                                                          tmp_path, capsys):
+    from mlm_mia.study import run as score
+    out = tmp_path / "results"
+    assert score.main(["--target", str(probe_study["linked"]), "--data-dir", str(small_sets),
+                       "--out-dir", str(out), "--no-cache", "--bootstrap", "50", "--name-probe",
+                       "--diagnoses", str(corpus["diagnoses"]), "--diagnosis-titles",
+                       str(corpus["diagnosis_titles"]), "--names", str(corpus["one_b"])]) == 0
+    result = json.loads((out / "metrics.json").read_text())["name_probe"]
+    assert {g: m["patients"] for g, m in result["groups"].items()} == {"members": 8, "non_members": 8}
+    assert result["groups"]["members"]["auc"] > result["groups"]["non_members"]["auc"]
+    text = (out / "metrics.json").read_text()
+    table = names.read_names(corpus["names"])
+    assert not any(name in text for name in table.values())  # ids and numbers, never a name
+    assert "Name-condition probe" in (out / "report.html").read_text()
+    assert "name_probe: does the target tie" in capsys.readouterr().out
+    settings = json.loads((out / "settings.json").read_text())["name_probe"]
+    assert set(settings) == {"diagnoses", "diagnosis_titles", "names"}
