@@ -69,23 +69,22 @@ def test_bad_diagnosis_tables_name_the_file(tmp_path):
     assert diagnoses.read_diagnoses(path) == {"2": ["4019"], "5": ["V1254"]}
 
 
-def test_other_conditions_are_the_closest_in_frequency_and_never_the_patients_own():
+def test_other_conditions_are_the_groups_closest_in_frequency_and_never_the_patients_own():
     # frequencies: a 4, b 3, c 3, d 1, e 1
     conditions = {"1": ["a", "d"], "2": ["a", "b"], "3": ["a", "b", "c"], "4": ["a", "b", "c"],
                   "5": ["c", "e"]}
-    made = name_probe.items({"members": ["1", "5"], "non_members": ["2"]}, conditions, seed=0)
+    made = name_probe.items({"members": ["1", "5"], "non_members": ["2", "3"]}, conditions, seed=0)
     by_patient = {}
     for item in made:
-        by_patient.setdefault(item.patient, []).append((item.code, item.own))
-    # patient 1: a (4) -> b or c (3, a draw); d (1) -> e (1)
-    assert by_patient["1"][0] == ("a", True) and by_patient["1"][1][0] in "bc"
-    assert by_patient["1"][2:] == [("d", True), ("e", False)]
-    # patient 5: c (3) -> b (3); e (1) -> d (1)
-    assert by_patient["5"] == [("c", True), ("b", False), ("e", True), ("d", False)]
-    # patient 2: a (4) -> c (3); b (3) -> d or e (1), the closest left
-    assert by_patient["2"][:3] == [("a", True), ("c", False), ("b", True)]
-    assert by_patient["2"][3][0] in "de"
-    again = name_probe.items({"members": ["1", "5"], "non_members": ["2"]}, conditions, seed=0)
+        by_patient.setdefault((item.group, item.patient), []).append((item.code, item.own))
+    # the members' conditions: a, c, d, e. Patient 1: a (4) -> c (3), d (1) -> e (1)
+    assert by_patient["members", "1"] == [("a", True), ("c", False), ("d", True), ("e", False)]
+    # patient 5: c (3) -> a (4), e (1) -> d (1)
+    assert by_patient["members", "5"] == [("c", True), ("a", False), ("e", True), ("d", False)]
+    # the non-members' conditions: a, b, c. Patient 2: a -> c, then none left for b; 3 has them all
+    assert by_patient["non_members", "2"] == [("a", True), ("c", False)]
+    assert ("non_members", "3") not in by_patient
+    again = name_probe.items({"members": ["1", "5"], "non_members": ["2", "3"]}, conditions, seed=0)
     assert again == made  # seeded: the same pairs every time
 
 
@@ -197,7 +196,7 @@ def test_the_probe_finds_the_link_a_target_learned_and_none_when_names_are_shuff
     assert linked["auc_difference"] > 0, linked
     shuffled = probe(corpus, probe_study, probe_study["shuffled"])["groups"]["members"]
     print("name probe, linked:", members, non_members, "shuffled:", shuffled)
-    assert shuffled["auc_ci"][0] < 0.5 and shuffled["auc"] < 0.65, shuffled
+    assert shuffled["auc_ci"][0] < 0.5 < shuffled["auc_ci"][1] or shuffled["auc"] < 0.5, shuffled
 
 
 def test_score_mia_name_probe_writes_ids_and_numbers_and_a_report_section(corpus, small_sets, probe_study,

@@ -4,9 +4,12 @@ conditions?
 
 For each patient tested (member patients, and non-member patients as the control), every
 one of the patient's own conditions (distinct ICD-9 codes with a title), and as many other
-conditions, each matched on frequency: the condition closest in the number of patients of
-the diagnosis table who have it, among those the patient does not have (ties broken by a
-seeded draw, a condition used once per patient). Each (patient, condition) is written twice:
+conditions, each matched on frequency: among the conditions of the *other patients of the
+same group* that the patient does not have, the one closest in the number of patients of the
+diagnosis table who have it (ties broken by a seeded draw, a condition used once per
+patient). Drawing the others from the same group matters: a member's own conditions were all
+in the training notes, and conditions the model saw in training gain from any name in the
+template; others from the same members were seen too, so that gain cancels. Each (patient, condition) is written twice:
 
 - ``"{name} is a patient with {condition}"``, and
 - the same without the name, ``"is a patient with {condition}"``: how likely the condition
@@ -55,16 +58,16 @@ def items(patients: Mapping[str, Sequence[str]], conditions: Mapping[str, Sequen
           seed: int) -> list[Item]:
     """The probe's pairs: for each group's patients (ids, in the order given), their own
     conditions (``conditions``: each patient's codes, all patients of the diagnosis table)
-    and as many others matched on frequency. A patient with no condition is left out; one
+    and as many of the group's other conditions, matched on frequency. A patient with no condition is left out; one
     with more conditions than others to match keeps the first it can match."""
     frequency: dict[str, int] = {}
     for codes in conditions.values():
         for code in set(codes):
             frequency[code] = frequency.get(code, 0) + 1
-    pool = np.array(sorted(frequency))
-    counts = np.array([frequency[c] for c in pool])
     made = []
     for group, ids in patients.items():
+        pool = np.array(sorted({c for patient in ids for c in conditions.get(patient, ())}))
+        counts = np.array([frequency[c] for c in pool])
         for patient in ids:
             own = list(dict.fromkeys(conditions.get(patient, ())))
             rng = np.random.default_rng([seed, _patient_seed(patient)])
