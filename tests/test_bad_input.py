@@ -220,6 +220,12 @@ def score_cases(t: dict, bad: Path) -> dict:
     (bad / "epoch.yaml").write_text("epochs_: 3\n")
     (bad / "lr.yaml").write_text("learning_rate: fast\n")
     shadows = base + ["--shadow-models", "4", "--shadow-dir", str(bad / "shadows")]
+    corpus = t["corpus"]
+    def probe(diagnoses=corpus["diagnoses"], *names: str) -> list[str]:
+        return base + ["--name-probe", "--diagnoses", str(diagnoses), "--diagnosis-titles",
+                       str(corpus["diagnosis_titles"]), *names]
+    (bad / "names_wrong.csv").write_text("SUBJECT_ID,FULL_NAME\n1,Ann Lee\n")
+    (bad / "names_other.csv").write_text("SUBJECT_ID,NAME\n1,Ann Lee\n2,Bo Ma\n")
     other_architecture = copy_model(model, bad / "other_architecture")
     smaller = RobertaConfig.from_pretrained(model)
     smaller.num_hidden_layers = 1
@@ -307,6 +313,15 @@ def score_cases(t: dict, bad: Path) -> dict:
                                 files_in(data)),
         "out_dir_is_target": (base + ["--out-dir", str(model)], f"--out-dir {model}: the same folder as --target",
                               files_in(model)),
+        "name_probe_no_names": (probe(), "--name-probe needs --patient-names"),
+        "names_without_probe": (base + ["--patient-names", str(corpus["names"])], "--patient-names is an input of --name-probe"),
+        "names_wrong_columns": (probe(corpus["diagnoses"], "--patient-names", str(bad / "names_wrong.csv")),
+                                "names_wrong.csv: columns ['SUBJECT_ID', 'FULL_NAME']; expected a table of names"),
+        "names_of_other_patients": (probe(corpus["diagnoses"], "--patient-names", str(bad / "names_other.csv")),
+                                    "names_other.csv: 0 of the 8 members patients have names"),
+        "diagnoses_truncated": (probe(truncated_gzip(corpus["diagnoses"], bad / "DIAGNOSES_ICD.csv.gz"),
+                                      "--patient-names", str(corpus["names"])),
+                                "DIAGNOSES_ICD.csv.gz: the gzip file is truncated or corrupt"),
         "one_patient_set": (with_data(one_patient), "members.jsonl: sentences of 1 patient; every set needs at "
                             "least 2 patients"),
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..stats import audit, evaluation
+from ..stats import audit, evaluation, name_probe
 from ..common import columns
 from ..report import tables as report
 from .common import Parser, add_flag
@@ -28,7 +28,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="metrics.py", description="AUC, TPR at 0.1/1/10% FPR, precision/recall/F1 at 10% "
         "FPR, patient-bootstrap CIs, the validity check and the per-patient tests, from a "
-        "scores.csv; with several, the targets compared on the same sets (paired intervals).")
+        "scores.csv (and the name-condition probe from the name_probe.csv beside it); with several, the targets compared on the same sets (paired intervals).")
     parser.add_argument("scores", type=Path, nargs="+", help="scores.csv written by score_MIA.py; "
                         "several: one per target, all on the same sets")
     parser.add_argument("--names", help="comma-separated names of the runs (default: the name of "
@@ -179,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{args.scores[0]}: {err}") from None
     if not any(k not in evaluation.SECTIONS for k in results):
         raise InputError(f"{args.scores[0]}: needs members and non_members or externals rows")
+    probe_scores = args.scores[0].parent / "name_probe.csv"
+    if probe_scores.is_file():  # score_MIA.py --name-probe wrote it beside the scores
+        results[evaluation.NAME_PROBE] = name_probe.evaluate(name_probe.read_scores(probe_scores),
+                                                             args.bootstrap, args.seed)
     if args.patients and patients is None:  # before any output is written
         raise InputError(f"--patients: {args.scores[0]} has no per-patient tests (they need population "
                          "rows of at least 20 patients: prepare_data_MIA.py --population N "

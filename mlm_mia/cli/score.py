@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         "neighbours (default: the first --reference)")
     add(attack, "--lira-statistic", help="LiRA's per-sentence statistic: the PLL (reduced as "
         "--reduction says) or the mean logit-scaled token probability log(p / (1 - p)) (pll)")
+    probe = parser.add_argument_group("the name-condition probe (Lehman et al. 2021)")
+    add(probe, "--name-probe", help="does the target tie a patient's name to their conditions? "
+        "member against non-member patients (with --demo: the synthetic corpus's files)")
+    add(probe, "--diagnoses", metavar="FILE", help="MIMIC-III DIAGNOSES_ICD.csv.gz")
+    add(probe, "--diagnosis-titles", metavar="FILE", help="MIMIC-III D_ICD_DIAGNOSES.csv.gz")
+    add(probe, "--patient-names", metavar="FILE", help="the patients' surrogate names: a SUBJECT_ID,NAME CSV, or the 1b "
+        "notes (SUBJECT_ID,TEXT, every line prefixed with the name)")
     statistics = parser.add_argument_group("statistics and audit")
     add(statistics, "--bootstrap")
     add(statistics, "--seed", help="seed of the bootstrap, of the scoring's other draws (EncoderMI's "

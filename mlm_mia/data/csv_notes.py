@@ -72,6 +72,13 @@ def read_header(path: Path) -> list[str]:
         raise _unreadable(path, err) from None
 
 
+def check_columns(path: Path, columns: tuple[str, ...], what: str) -> None:
+    """Stops unless the header of ``path`` is ``columns`` (any case, as exports differ)."""
+    header = [name.strip() for name in read_header(path)]
+    if [name.upper() for name in header] != list(columns):
+        raise InputError(f"{path}: columns {header}; expected {what} with the header {list(columns)}")
+
+
 def detect_format(path: Path) -> str:
     """``"noteevents"`` or ``"subject_notes"``, from the header of ``path``."""
     header = [name.strip() for name in read_header(path)]
@@ -86,10 +93,11 @@ def detect_format(path: Path) -> str:
     )
 
 
-def iter_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+def iter_records(path: Path, width: int | None = None) -> Iterator[tuple[int, list[str]]]:
     """``(record number, fields)`` of every record after the header, each checked to have
-    the header's number of fields. Record 1 is the first after the header."""
-    width = len(FORMATS[detect_format(path)])
+    the header's number of fields (``width``, the note formats' by default: the caller
+    checks another table's header). Record 1 is the first after the header."""
+    width = width or len(FORMATS[detect_format(path)])
     number = 0
     try:
         with _open_text(path) as handle:

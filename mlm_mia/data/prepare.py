@@ -45,6 +45,11 @@ def ensure_synthetic(folder: Path) -> dict[str, Path]:
         "heldout": folder / "split" / split.HELDOUT_FILE,
         "n2c2": folder / "n2c2",
         "n2c2_tar": folder / "n2c2.tar.gz",
+        # the name-condition probe's inputs (a corpus made before them is made again: the
+        # same notes, byte for byte, and these files beside them)
+        "names": folder / "SUBJECT_ID_NAME.csv",
+        "diagnoses": folder / "DIAGNOSES_ICD.csv.gz",
+        "diagnosis_titles": folder / "D_ICD_DIAGNOSES.csv.gz",
     }
     record = json_text({"patients": SYNTHETIC_PATIENTS, "notes_per_patient": list(SYNTHETIC_NOTES_PER_PATIENT),
                         "train_fraction": SYNTHETIC_TRAIN_FRACTION})

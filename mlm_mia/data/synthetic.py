@@ -9,7 +9,12 @@ memorise patient-specific text, as with real notes. Written:
   multi-line TEXT with ``[**...**]`` spans, some ``ISERROR=1`` rows, CATEGORY values
   with a trailing space;
 - ``SUBJECT_ID_to_NOTES_1a.csv``: the same notes in the pseudo re-identified "1a" style
-  (surrogate names, lower case, digits and ``[...]`` removed, one sentence per line);
+  (surrogate names, lower case, digits and ``[...]`` removed, one sentence per line), and
+  ``SUBJECT_ID_to_NOTES_1b.csv``, the "1b" style: every line prefixed with the patient's name;
+- ``SUBJECT_ID_NAME.csv``: each patient's surrogate name (``SUBJECT_ID,NAME``);
+- ``DIAGNOSES_ICD.csv.gz`` and ``D_ICD_DIAGNOSES.csv.gz``: each patient's conditions as
+  MIMIC-III's diagnosis tables give them, with made-up but plausible ICD-9 codes (a title is
+  the condition as the notes write it);
 - ``n2c2/`` and ``n2c2.tar.gz``: ``PPP-RR.xml`` records of another "hospital", with its
   own phrasing and surrogate names.
 
@@ -52,6 +57,11 @@ CONDITIONS = (
     "pulmonary embolism", "prior stroke", "seizure disorder", "dementia", "lung cancer",
     "aortic stenosis", "mitral regurgitation", "end stage renal disease", "hepatitis C",
 )
+# an ICD-9 code for each condition: plausible, not checked against the classification
+ICD9 = dict(zip(CONDITIONS, (
+    "41401", "42731", "4280", "25000", "4019", "2724", "5859", "496", "49390", "32723", "4439",
+    "2449", "53081", "5715", "30390", "311", "185", "1749", "7140", "71590", "2749", "2859",
+    "45340", "41519", "V1254", "34590", "2900", "1629", "4241", "4240", "5856", "07054")))
 DRUGS = (
     ("metoprolol", (25, 50, 100)), ("lisinopril", (5, 10, 20, 40)), ("atorvastatin", (10, 40, 80)),
     ("aspirin", (81, 325)), ("warfarin", (2, 5, 7)), ("furosemide", (20, 40, 80)),
@@ -257,11 +267,13 @@ def mimic_patients(n_patients: int, seed: int) -> Iterator[Patient]:
 
 
 def write_noteevents(handle: TextIO, n_patients: int, seed: int, notes_per_patient=(4, 9),
-                     one_a: TextIO | None = None) -> int:
-    """Write a NOTEEVENTS file (and optionally its "1a" twin); return the number of rows."""
+                     one_a: TextIO | None = None, one_b: TextIO | None = None) -> int:
+    """Write a NOTEEVENTS file (and optionally its "1a" and "1b" twins); return the number
+    of rows."""
     handle.write(",".join(_quote(c) for c in NOTEEVENTS_COLUMNS) + "\n")
-    if one_a is not None:
-        one_a.write("SUBJECT_ID,TEXT\n")
+    for twin in (one_a, one_b):
+        if twin is not None:
+            twin.write("SUBJECT_ID,TEXT\n")
     row_id = 0
     for index, p in enumerate(mimic_patients(n_patients, seed)):
         rng = np.random.default_rng([seed, 2, index])
@@ -272,9 +284,43 @@ def write_noteevents(handle: TextIO, n_patients: int, seed: int, notes_per_patie
             row_id += 1
             iserror = bool(rng.random() < 0.02)
             handle.write(_noteevents_row(row_id, p, hadm, note_no, text, iserror, rng))
-            if one_a is not None and not iserror:
-                one_a.write(f"{p.subject_id},{_quote(_one_a_text(text, p))}\n")
+            if iserror:
+                continue
+            one_a_text = _one_a_text(text, p)
+            if one_a is not None:
+                one_a.write(f"{p.subject_id},{_quote(one_a_text)}\n")
+            if one_b is not None:  # "1b": the name before every line
+                prefixed = "\n".join(f"{_name(p)} {line}" for line in one_a_text.split("\n"))
+                one_b.write(f"{p.subject_id},{_quote(prefixed)}\n")
     return row_id
+
+
+def _name(p: Patient) -> str:
+    return f"{p.first} {p.last}".lower()
+
+
+def write_names_and_diagnoses(out_dir: Path, n_patients: int, seed: int) -> dict[str, Path]:
+    """``SUBJECT_ID_NAME.csv`` and the two diagnosis tables of the MIMIC patients of
+    :func:`write_noteevents` (same ``n_patients`` and ``seed``): one admission each, whose
+    diagnoses are the patient's three conditions."""
+    files = {"names": out_dir / "SUBJECT_ID_NAME.csv", "diagnoses": out_dir / "DIAGNOSES_ICD.csv.gz",
+             "diagnosis_titles": out_dir / "D_ICD_DIAGNOSES.csv.gz"}
+    row_id = 0
+    with open(files["names"], "w", encoding="utf-8", newline="") as names, \
+            gzip_text_writer(files["diagnoses"]) as diagnoses:
+        names.write("SUBJECT_ID,NAME\n")
+        diagnoses.write('"ROW_ID","SUBJECT_ID","HADM_ID","SEQ_NUM","ICD9_CODE"\n')
+        for index, p in enumerate(mimic_patients(n_patients, seed)):
+            names.write(f"{p.subject_id},{_quote(f'{p.first} {p.last}')}\n")
+            for seq_num, condition in enumerate(p.conditions, 1):
+                row_id += 1
+                diagnoses.write(f"{row_id},{p.subject_id},{100_000 + index},{seq_num},{_quote(ICD9[condition])}\n")
+    with gzip_text_writer(files["diagnosis_titles"]) as titles:
+        titles.write('"ROW_ID","ICD9_CODE","SHORT_TITLE","LONG_TITLE"\n')
+        for row, (condition, code) in enumerate(sorted(ICD9.items(), key=lambda item: item[1]), 1):
+            title = condition[0].upper() + condition[1:]
+            titles.write(f"{row},{_quote(code)},{_quote(title[:24])},{_quote(title)}\n")
+    return files
 
 
 def _n2c2_record(rng: np.random.Generator, p: Patient, record_no: int) -> str:
@@ -339,10 +385,12 @@ def write_corpus(out_dir: Path, seed: int = 0, n_mimic_patients: int = 400,
     sentences each."""
     out_dir.mkdir(parents=True, exist_ok=True)
     noteevents = out_dir / "NOTEEVENTS.csv.gz"
-    one_a = out_dir / "SUBJECT_ID_to_NOTES_1a.csv"
+    one_a, one_b = out_dir / "SUBJECT_ID_to_NOTES_1a.csv", out_dir / "SUBJECT_ID_to_NOTES_1b.csv"
     with gzip_text_writer(noteevents) as handle, \
-            open(one_a, "w", encoding="utf-8", newline="") as one_a_handle:
-        write_noteevents(handle, n_mimic_patients, seed, notes_per_patient, one_a=one_a_handle)
+            open(one_a, "w", encoding="utf-8", newline="") as one_a_handle, \
+            open(one_b, "w", encoding="utf-8", newline="") as one_b_handle:
+        write_noteevents(handle, n_mimic_patients, seed, notes_per_patient, one_a_handle, one_b_handle)
+    probe_files = write_names_and_diagnoses(out_dir, n_mimic_patients, seed)
     n2c2_dir = out_dir / "n2c2" / "training-RiskFactors-Complete-Set1"
     records = write_n2c2(n2c2_dir, n_n2c2_patients, seed)
     tar_path = out_dir / "n2c2.tar.gz"
@@ -353,4 +401,5 @@ def write_corpus(out_dir: Path, seed: int = 0, n_mimic_patients: int = 400,
             data = path.read_bytes()
             info.size, info.mtime = len(data), 0
             archive.addfile(info, io.BytesIO(data))
-    return {"noteevents": noteevents, "one_a": one_a, "n2c2": out_dir / "n2c2", "n2c2_tar": tar_path}
+    return {"noteevents": noteevents, "one_a": one_a, "one_b": one_b, "n2c2": out_dir / "n2c2",
+            "n2c2_tar": tar_path, **probe_files}

@@ -19,6 +19,11 @@ probabilities. The engine differs only in how it computes them:
 
 Sentences longer than the model's limit are truncated to it (the first tokens are
 kept); each result says whether it was, and the caller reports the count.
+
+Given a character span per sentence, only the tokens of the span are scored, the span
+treated as one word of ``within_word_l2r``: each of its tokens is predicted with itself
+and the span's later tokens masked, so the sum is a left-to-right estimate of log p(span |
+the rest of the sentence) (the name-condition probe scores a condition this way).
 """
 
 from __future__ import annotations
@@ -171,14 +176,21 @@ class PLLEngine:
         self.device = next(model.parameters()).device
         self.special_ids = unscored_ids(tokenizer)
 
-    def encode(self, sentences: Sequence[str]) -> tuple[list[Bucket], list[bool]]:
+    def encode(self, sentences: Sequence[str], spans: Sequence[tuple[int, int]] | None = None
+               ) -> tuple[list[Bucket], list[bool]]:
         """The sentences in buckets of equal length (shortest first), on the device, and
-        which sentences were truncated."""
-        encoded = self.tokenizer(list(sentences), add_special_tokens=True, truncation=False)
+        which sentences were truncated. With ``spans`` (character ``start, stop`` per
+        sentence), only the tokens overlapping the span are scored, as one word."""
+        encoded = self.tokenizer(list(sentences), add_special_tokens=True, truncation=False,
+                                 return_offsets_mapping=spans is not None)
         by_length: dict[int, list[tuple[int, list[int], list[int]]]] = {}
         truncated = []
         for index, ids in enumerate(encoded["input_ids"]):
             words = [-1 if w is None else w for w in encoded.word_ids(index)]
+            if spans is not None:
+                start, stop = spans[index]
+                words = [0 if w >= 0 and a < stop and start < b else -1
+                         for w, (a, b) in zip(words, encoded["offset_mapping"][index])]
             cut = len(ids) > self.max_length
             if cut:  # keep the first tokens and the closing special token
                 ids = ids[: self.max_length - 1] + ids[-1:]
@@ -190,6 +202,8 @@ class PLLEngine:
             indices, ids, words = zip(*by_length[length])
             ids = np.array(ids, dtype=np.int64)
             scored = ~np.isin(ids, self.special_ids)
+            if spans is not None:
+                scored &= np.array(words) >= 0
             sentence, position = np.nonzero(scored)
             tensors = [torch.from_numpy(a).to(self.device)
                        for a in (ids, np.array(words, dtype=np.int64), scored, sentence, position)]
@@ -219,14 +233,17 @@ class PLLEngine:
         return torch.stack([logprobs[rows, target_ids], mean, std])
 
     @torch.inference_mode()
-    def score(self, sentences: Sequence[str], progress: Progress | None = None) -> list[TokenScores]:
-        """Per-token log-probabilities of every sentence, in input order; ``progress``
+    def score(self, sentences: Sequence[str], progress: Progress | None = None,
+              spans: Sequence[tuple[int, int]] | None = None) -> list[TokenScores]:
+        """Per-token log-probabilities of every sentence, in input order (with ``spans``, of
+        each span's tokens, masked left to right: see the module's docstring); ``progress``
         advances by ``len(sentences)`` in all, in step with the work done (copies x length).
 
         Nothing waits for the device until the end: the copies are built on it and the
         results stay there, so on a GPU the host queues the next chunk while one runs.
         """
-        buckets, truncated = self.encode(sentences)
+        buckets, truncated = self.encode(sentences, spans)
+        pll = self.pll if spans is None else "within_word_l2r"
         mask_id = self.tokenizer.mask_token_id
         # sentences per unit of work, so that the time left counts the long sentences' cost
         scale = len(sentences) / max(sum(b.n_copies * b.ids.size(1) for b in buckets), 1)
@@ -237,7 +254,7 @@ class PLLEngine:
                 stop = min(start + rows, bucket.n_copies)
                 position = bucket.position[start:stop]
                 target_ids = bucket.ids[bucket.sentence[start:stop], position]
-                outputs.append(self._forward(bucket.masked_copies(start, stop, self.pll, mask_id),
+                outputs.append(self._forward(bucket.masked_copies(start, stop, pll, mask_id),
                                               position, target_ids))
                 if progress is not None:
                     progress.update((stop - start) * bucket.ids.size(1) * scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -116,18 +117,25 @@ class ModelDir:
 
 
 def score_sentences(model_dir: ModelDir, sentences: Sequence[str], settings: ScoreSettings,
-                    cache: ScoreCache, distribution_stats: bool = True) -> list[TokenScores]:
+                    cache: ScoreCache, distribution_stats: bool = True,
+                    spans: Sequence[tuple[int, int]] | None = None) -> list[TokenScores]:
     """Per-token log-probabilities of ``sentences`` under ``model_dir``'s model (with the
-    distribution statistics Min-K%++ needs unless ``distribution_stats`` is false).
+    distribution statistics Min-K%++ needs unless ``distribution_stats`` is false; with
+    ``spans``, of each span's tokens only, by this project's engine whatever the backend:
+    see :meth:`PLLEngine.score`).
 
     Cached results are reused; the rest are scored in blocks, each committed to the
     cache before the next starts.
     """
+    if spans is not None:  # minicons scores whole sentences only
+        settings = dataclasses.replace(settings, backend="engine")
+        distribution_stats = False
     dtype = torch.float32 if settings.backend == "minicons" else model_dir.dtype
     namespace = "|".join([SCORES_VERSION, model_dir.fingerprint, settings.backend, settings.pll,
                           str(dtype)] + ([] if distribution_stats else ["no-stats"])
-                         + (["compiled"] if settings.compile else []))
-    keys = cache.keys(namespace, sentences)
+                         + (["compiled"] if settings.compile else []) + ([] if spans is None else ["spans"]))
+    keys = cache.keys(namespace, sentences if spans is None else
+                      [f"{start},{stop},{s}" for s, (start, stop) in zip(sentences, spans)])
     found = cache.get(keys)
     todo = [i for i, key in enumerate(keys) if key not in found]
     log.info("%s: %d sentences to score, %d from the cache (%s, %s, %s, %s)", model_dir.name,
@@ -144,9 +152,15 @@ def score_sentences(model_dir: ModelDir, sentences: Sequence[str], settings: Sco
                                 settings.compile)
         log.debug("%s: at most %d tokens a sentence, %d a forward pass", model_dir.name, max_length,
                   max(settings.batch_tokens, max_length))
-        with Progress(f"PLL {model_dir.name}", len(todo), "sentences", enabled=settings.progress) as bar:
-            _compute_missing(keys, todo, found,
-                             lambda block: backend.score([sentences[i] for i in block], bar), cache.put)
+        label = f"PLL {model_dir.name}" + ("" if spans is None else " (spans)")
+        with Progress(label, len(todo), "sentences", enabled=settings.progress) as bar:
+            def score_block(block: list[int]) -> list[TokenScores]:
+                texts = [sentences[i] for i in block]
+                if spans is None:
+                    return backend.score(texts, bar)
+                return backend.score(texts, bar, spans=[spans[i] for i in block])
+
+            _compute_missing(keys, todo, found, score_block, cache.put)
     scores = [found[key] for key in keys]
     n_truncated = sum(s.truncated for s in scores)
     if n_truncated:

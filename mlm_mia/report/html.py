@@ -16,7 +16,7 @@ import pandas as pd
 from . import figures, verdict as verdict_words
 from ..attacks import left_out_message
 from .tables import canary_cell, ceiling_cell
-from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS,
+from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, NAME_PROBE, PATIENT_COMPARISON, PATIENT_TESTS,
     SECTIONS, VALIDITY, VERDICT, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
@@ -341,6 +341,27 @@ def run_section(settings: dict) -> str:
     return "\n".join(parts)
 
 
+def name_probe_section(probe: dict) -> str:
+    """The name-condition probe: per group, own against other conditions; the difference."""
+    difference = {"auc": probe["auc_difference"], "auc_ci": probe.get("auc_difference_ci")}
+    rows = [[group, m["patients"], m["own_conditions"], _auc(m),
+             f"{m['auc_with_name']:.3f}", f"{m['auc_without_name']:.3f}"] for group, m in probe["groups"].items()]
+    return "\n".join([
+        "<h2>Name-condition probe (Lehman et al. 2021)</h2>",
+        "<p>Does the target tie a patient's name to the patient's conditions? Each patient's own "
+        "conditions and as many others matched on frequency, scored by the condition's "
+        f"log-probability in &ldquo;{html.escape(probe['templates']['with_name'])}&rdquo; minus in "
+        f"&ldquo;{html.escape(probe['templates']['without_name'])}&rdquo;. AUC of own against other "
+        "conditions: 0.5 is no link; the interval resamples patients.</p>",
+        _table(["patients", "n", "own conditions", "AUC [95% CI]", "AUC with the name alone",
+                "AUC without the name"], rows),
+        f"<p>Members minus non-members: {_auc(difference)}, "
+        "what training on the patients' notes added to the link. Lehman et al. found the link weak "
+        "in BERT pre-trained on MIMIC-III notes with surrogate names; an AUC near 0.5 in both groups "
+        "says this probe finds none, not that no stronger attack could.</p>"]
+        + ([f'<p class="warn">{html.escape(probe["interval_warning"])}</p>'] if "interval_warning" in probe else []))
+
+
 def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None = None,
                  patients: pd.DataFrame | None = None, comparison: dict | None = None,
                  exposed: pd.DataFrame | None = None, roc_png: bytes | None = None) -> None:
@@ -357,7 +378,7 @@ def write_report(path, table: pd.DataFrame, results: dict, settings: dict | None
                  "<h2>5. Score distributions</h2>" + _img(figures.png(figures.distributions_figure(table)))]
     sections += [render(results[key]) for key, render in (
         (CANARIES, canaries_section), (CANARY_PATIENTS, canary_patients_section),
-        (MEMORIZATION, memorization_section)) if key in results]
+        (MEMORIZATION, memorization_section), (NAME_PROBE, name_probe_section)) if key in results]
     if exposed is not None:
         sections.append(exposed_section(exposed))
     if settings.get("shadow_models"):

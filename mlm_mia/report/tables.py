@@ -4,7 +4,7 @@ and the report by memorization."""
 from __future__ import annotations
 
 from . import verdict as verdict_words
-from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, PATIENT_COMPARISON, PATIENT_TESTS,
+from ..stats.evaluation import (CANARIES, CANARY_PATIENTS, MEMORIZATION, NAME_PROBE, PATIENT_COMPARISON, PATIENT_TESTS,
     SECTIONS, VALIDITY, VERDICT, distribution_shift_warnings)
 from ..stats.metrics import FPR_TARGETS
 
@@ -25,7 +25,7 @@ def tables(results: dict) -> str:
         blocks.append(patient_tests_text(results[PATIENT_TESTS]))
     blocks += [render(results[key]) for key, render in (
         (CANARIES, canaries_text), (CANARY_PATIENTS, canary_patients_text),
-        (MEMORIZATION, memorization_tables)) if key in results]
+        (MEMORIZATION, memorization_tables), (NAME_PROBE, name_probe_text)) if key in results]
     warnings = distribution_shift_warnings(results)
     return "\n\n".join(blocks + (["\n".join(warnings)] if warnings else [])) + "\n"
 
@@ -176,4 +176,21 @@ def memorization_tables(report: dict) -> str:
                  for a in ("online", "offline") for side in ("least", "most")]
         lines.append(f"  {k:>3} " + "".join(f" {c:>26}" for c in cells))
     lines.append("  (cells: AUC / TPR@1%FPR)")
+    return "\n".join(lines)
+
+
+def name_probe_text(probe: dict) -> str:
+    """The name-condition probe: per group, own against other conditions."""
+    difference = {"auc": probe["auc_difference"], "auc_ci": probe.get("auc_difference_ci")}
+    lines = [f"{NAME_PROBE}: does the target tie a patient's name to their conditions? AUC of own "
+             "against other conditions (matched on frequency) by the condition's log-probability "
+             f"in \"{probe['templates']['with_name']}\" minus in \"{probe['templates']['without_name']}\" "
+             "(0.5: no link; interval: patients resampled)",
+             f"  {'patients':<24} {'n':>4} {'AUC [95% CI]':<22} {'with name':>10} {'without':>8}"]
+    for group, m in probe["groups"].items():
+        lines.append(f"  {group:<24} {m['patients']:>4} {_auc(m):<22} "
+                     f"{m['auc_with_name']:>10.3f} {m['auc_without_name']:>8.3f}")
+    lines.append(f"  members - non_members: {_auc(difference)} (what training on the notes added)")
+    if "interval_warning" in probe:
+        lines.append(f"  WARNING {probe['interval_warning']}")
     return "\n".join(lines)

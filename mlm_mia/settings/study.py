@@ -11,6 +11,8 @@ from ..common.errors import InputError
 from .choices import BACKENDS, DTYPES, LIRA_STATISTICS, PLL_METRICS, REDUCTIONS, dtype_name
 from .flags import check_fields, non_negative_int, positive_int, setting, shadow_indices
 
+# the name-condition probe's inputs: flag -> field
+PROBE_FILES = {"--diagnoses": "diagnoses", "--diagnosis-titles": "diagnosis_titles", "--patient-names": "patient_names"}
 # where a run writes and how it reuses earlier work: no part of what its results are
 NOT_IDENTITY = frozenset({"out_dir", "overwrite", "cache_dir", "no_cache", "shadows_ready", "replace_shadows",
                           "no_plot", "show_exposed"})
@@ -54,6 +56,11 @@ class StudySettings:
     lira_statistic: str = setting("pll", choices=LIRA_STATISTICS)
     neighbours: int = setting(0, non_negative_int)
     neighbour_model: Path | None = None
+    # the name-condition probe
+    name_probe: bool = False
+    diagnoses: Path | None = None
+    diagnosis_titles: Path | None = None
+    patient_names: Path | None = None
     bootstrap: int = setting(shared="--bootstrap")
     seed: int = setting(shared="--seed")
     exposure_alternatives: int = setting(shared="--exposure-alternatives")
@@ -64,7 +71,8 @@ class StudySettings:
     show_exposed: int = setting(0, non_negative_int)
 
     def __post_init__(self) -> None:
-        for name in ("data_dir", "out_dir", "cache_dir", "target", "shadow_recipe", "shadow_dir", "neighbour_model"):
+        for name in ("data_dir", "out_dir", "cache_dir", "target", "shadow_recipe", "shadow_dir", "neighbour_model",
+                     *PROBE_FILES.values()):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         references = [self.reference] if isinstance(self.reference, (str, Path)) else self.reference or ()
@@ -94,9 +102,22 @@ class StudySettings:
                              f"{self.shadow_models} (indices 0 to {self.shadow_models - 1})")
         if self.neighbour_model and not self.neighbours:
             raise InputError("--neighbour-model makes the neighbours of --neighbours N; give N > 0")
+        self._check_name_probe()
         if self.target is None and not self.demo:
             raise InputError("give --target MODEL_DIR (and, for the likelihood-ratio attacks, "
                              "--reference MODEL_DIR), or --demo")
+
+    def _check_name_probe(self) -> None:
+        given = [flag for flag, name in PROBE_FILES.items() if getattr(self, name) is not None]
+        if given and not self.name_probe:
+            raise InputError(f"{given[0]} is an input of --name-probe; add --name-probe or drop it")
+        if self.name_probe and self.demo and given:
+            raise InputError(f"{given[0]}: --demo probes with the synthetic corpus's own files; "
+                             "drop it, or run without --demo")
+        if self.name_probe and not self.demo and len(given) < len(PROBE_FILES):
+            missing = [flag for flag in PROBE_FILES if flag not in given]
+            raise InputError(f"--name-probe needs {', '.join(missing)} (DIAGNOSES_ICD.csv.gz, "
+                             "D_ICD_DIAGNOSES.csv.gz, and a SUBJECT_ID,NAME file or the 1b notes)")
 
     def replace(self, **changes) -> StudySettings:
         return dataclasses.replace(self, **changes)

@@ -28,9 +28,11 @@ PATIENT_TESTS = "patient_tests"
 PATIENT_TESTS_LEFT_OUT = "patient_tests_left_out"  # why they are not there, when a population is
 CANARIES = "canaries"
 CANARY_PATIENTS = "canary_patients"
+NAME_PROBE = "name_probe"  # score_MIA.py --name-probe
 VERDICT = "verdict"  # what the numbers mean: stats/verdict.py
 # the keys of metrics.json that are not one table of attacks
-SECTIONS = (VERDICT, MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES, CANARY_PATIENTS)
+SECTIONS = (VERDICT, MEMORIZATION, VALIDITY, PATIENT_TESTS, PATIENT_TESTS_LEFT_OUT, CANARIES, CANARY_PATIENTS,
+            NAME_PROBE)
 SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compared
 
 

@@ -19,8 +19,10 @@ from ..stats import evaluation
 
 log = logging.getLogger(__name__)
 
-# what a run writes (report.html and roc.png unless --no-plot, patients.csv with a population)
-OUTPUTS = ("scores.csv", "metrics.json", "settings.json", "patients.csv", "roc.png", "report.html")
+# what a run writes (report.html and roc.png unless --no-plot, patients.csv with a population,
+# name_probe.csv with --name-probe)
+OUTPUTS = ("scores.csv", "metrics.json", "settings.json", "patients.csv", "name_probe.csv", "roc.png",
+           "report.html")
 
 
 def most_exposed(table: pd.DataFrame, sets: pd.DataFrame, results: dict, n: int) -> pd.DataFrame:
@@ -36,7 +38,8 @@ def most_exposed(table: pd.DataFrame, sets: pd.DataFrame, results: dict, n: int)
 
 
 def write_outputs(settings: StudySettings, table: pd.DataFrame, results: dict, run_settings: dict,
-                  patients: pd.DataFrame | None, exposed: pd.DataFrame | None, watch: Stopwatch) -> None:
+                  patients: pd.DataFrame | None, exposed: pd.DataFrame | None, watch: Stopwatch,
+                  name_probe: pd.DataFrame | None = None) -> None:
     """Every output of the run into the out-dir at once (an older run's outputs that this
     one does not write are removed)."""
     with staging_dir(settings.out_dir, OUTPUTS) as stage:
@@ -45,6 +48,8 @@ def write_outputs(settings: StudySettings, table: pd.DataFrame, results: dict, r
         (stage / "settings.json").write_text(json_text(run_settings), encoding="utf-8")
         if patients is not None:
             patients.to_csv(stage / "patients.csv", index=False)
+        if name_probe is not None:
+            name_probe.to_csv(stage / "name_probe.csv", index=False)
         if not settings.no_plot:
             with watch.stage("plot"):
                 roc = figures.png(figures.roc_figure(table))

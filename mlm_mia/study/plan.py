@@ -21,8 +21,9 @@ from ..data.sets import load_sets, sets_digest
 from ..engine import distributed, models, neighbours
 from ..engine.cache import TextCache
 from ..engine.scoring import ModelDir, ScoreSettings
-from ..settings.study import StudySettings
+from ..settings.study import PROBE_FILES, StudySettings
 from ..stats import evaluation
+from . import name_probe
 from .canaries import load_canaries, with_canaries
 from .outputs import OUTPUTS
 from .shadows import shadow_recipe
@@ -39,7 +40,8 @@ def check_paths(settings: StudySettings) -> None:
         raise InputError(f"--data-dir {settings.data_dir}: not a folder")
     given = {"--data-dir": [settings.data_dir], "--target": [settings.target], "--reference": settings.reference,
              "--shadow-dir": [settings.shadow_dir], "--shadow-recipe": [settings.shadow_recipe],
-             "--neighbour-model": [settings.neighbour_model]}
+             "--neighbour-model": [settings.neighbour_model],
+             **{flag: [getattr(settings, name)] for flag, name in PROBE_FILES.items()}}
     check_apart({"--out-dir": [settings.out_dir, *(settings.out_dir / name for name in OUTPUTS)]},
                 {flag: [p for p in paths or () if p is not None] for flag, paths in given.items()})
 
@@ -80,6 +82,7 @@ class Plan:
     left_out: dict
     neighbour_dir: ModelDir | None  # the masked LM that makes the neighbours
     neighbour_cache: TextCache | None  # None: the neighbourhood attack does not run
+    name_probe: name_probe.Plan | None  # None: no --name-probe
 
 
 def plan_study(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwatch,
@@ -95,6 +98,7 @@ def plan_study(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwat
         if n < 2:  # the text-only check's folds and the intervals resample patients
             raise InputError(f"{settings.data_dir / f'{name}.jsonl'}: sentences of {n} patient; every "
                              "set needs at least 2 patients (prepare_data_MIA.py --n-patients 2 or more)")
+    probe = name_probe.plan(sets, settings) if settings.name_probe else None
     planted = load_canaries(settings.data_dir, sets)
     planted_patients = load_canaries(settings.data_dir, sets, canary_patients)
     sets = with_canaries(sets, planted, planted_patients)
@@ -127,4 +131,4 @@ def plan_study(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwat
     if any(a.name == "ne" for a in runnable):  # in the data folder: the neighbours are note text
         neighbour_cache = holds.enter_context(neighbours.cache_for(settings.data_dir, settings.no_cache))
     return Plan(sets, sets_sha256, planted, planted_patients, n_alternatives, alternatives, engine, references, model_dirs,
-                runnable, left_out, neighbour_dir, neighbour_cache)
+                runnable, left_out, neighbour_dir, neighbour_cache, probe)

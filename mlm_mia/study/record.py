@@ -84,4 +84,5 @@ def run_record(settings: StudySettings, plan, scored, shadows: list, inputs: att
         "neighbours": (neighbours.record(plan.neighbour_dir, settings.neighbours,
                                          scored.features[neighbourhood.PLL])
                        if plan.neighbour_cache is not None else None),
+        "name_probe": plan.name_probe.files_sha256 if plan.name_probe else None,
     }

@@ -21,6 +21,7 @@ from ..engine.cache import ScoreCache
 from ..settings.study import StudySettings
 from ..stats import evaluation, validity
 from ..training import demo, shadow
+from . import name_probe
 from .context import run_context
 from .canaries import add_canary_columns, add_canary_patient_columns
 from .outputs import check_not_another_run, most_exposed, write_outputs
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Results:
     """What a study found: metrics.json's content, the scores table (scores.csv), the
-    per-patient tests (patients.csv, with a population) and settings.json's content.
+    per-patient tests (patients.csv, with a population), settings.json's content and the
+    name-condition probe's scores (name_probe.csv).
     Empty on the ranks of ``torchrun`` other than 0 and for a ``--shadow-index`` job."""
 
     metrics: dict = field(default_factory=dict)
@@ -45,6 +47,7 @@ class Results:
     left_out: dict = field(default_factory=dict)  # attack -> what it needs
     out_dir: Path | None = None
     seconds: str = ""  # the time each stage took
+    name_probe: pd.DataFrame | None = None  # name_probe.csv, with --name-probe
 
 
 def run_study(settings: StudySettings) -> Results:
@@ -141,8 +144,13 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
     with watch.stage("statistics"):
         metrics, patients = evaluation.compare(table, n_boot=settings.bootstrap, seed=settings.seed,
                                                audit_delta=settings.audit_delta, validity_tests=validity_tests)
+    probe_table = None
+    if plan.name_probe:
+        with watch.stage("name probe"):
+            metrics[evaluation.NAME_PROBE], probe_table = name_probe.run(
+                plan.name_probe, plan.model_dirs[0], plan.engine, settings.bootstrap, settings.seed)
     with watch.stage("writing"):
         exposed = most_exposed(table, plan.sets, metrics, settings.show_exposed) if settings.show_exposed else None
-        write_outputs(settings, table, metrics, record, patients, exposed, watch)
+        write_outputs(settings, table, metrics, record, patients, exposed, watch, probe_table)
     log.info("Seconds: %s", watch.summary())
-    return Results(metrics, table, patients, record, plan.left_out, settings.out_dir, watch.summary())
+    return Results(metrics, table, patients, record, plan.left_out, settings.out_dir, watch.summary(), probe_table)

@@ -66,6 +66,13 @@ def _drawn_from_the_corpus(manifest: dict, n_canaries: int, n_canary_patients: i
                for flag in ("train_notes", "heldout_notes"))
 
 
+def name_probe_files() -> tuple[Path, Path, Path]:
+    """The synthetic corpus's inputs of ``--name-probe``: the diagnoses, their titles and
+    the patients' names."""
+    files = prepare_sets.ensure_synthetic(SYNTHETIC_DIR)
+    return files["diagnoses"], files["diagnosis_titles"], files["names"]
+
+
 def prepare(data_dir: Path, n_canaries: int, watch: Stopwatch, n_canary_patients: int = 0
             ) -> tuple[Path, list[Path]]:
     """Sets from the synthetic corpus in ``data_dir`` and the two tiny models, made once

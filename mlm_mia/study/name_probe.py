@@ -1,0 +1,77 @@
+"""``score_MIA.py --name-probe``: the name-condition probe of :mod:`mlm_mia.stats.name_probe`
+on the member and non-member patients of the sets, under the target."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..common.digests import file_sha256
+from ..common.errors import InputError
+from ..data import diagnoses, names as name_files
+from ..engine.cache import ScoreCache
+from ..engine.scoring import ModelDir, ScoreSettings, score_sentences
+from ..settings.study import StudySettings
+from ..stats import name_probe
+from ..training import demo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The probe's pairs and the sentences that score them, and who was left out."""
+
+    items: list[name_probe.Item]
+    sentences: list[str]
+    spans: list[tuple[int, int]]
+    left_out: dict[str, dict[str, int]]  # per group: patients without a name, without a condition
+    files_sha256: dict[str, str]  # settings.json's record of the three inputs
+
+
+def plan(sets: pd.DataFrame, settings: StudySettings) -> Plan:
+    """Reads the three inputs (the demo's: the synthetic corpus's) and makes the probe's
+    pairs for the sets' member and non-member patients; stops, naming the file, when a group
+    keeps fewer than 2 patients."""
+    diagnoses_file, titles_file, names_file = demo.name_probe_files() if settings.demo else (
+        settings.diagnoses, settings.diagnosis_titles, settings.patient_names)
+    titles = diagnoses.read_titles(titles_file)
+    conditions = {patient: [c for c in codes if c in titles]
+                  for patient, codes in diagnoses.read_diagnoses(diagnoses_file).items()}
+    names = name_files.read_names(names_file)
+    patients, left_out = {}, {}
+    for group in name_probe.GROUPS:
+        ids = sorted(set(sets.loc[sets["set"] == group, "patient_id"].astype(str)))
+        if not ids:
+            raise InputError(f"--name-probe compares member and non-member patients: the data "
+                             f"folder has no {group}.jsonl; draw it with prepare_data_MIA.py")
+        unnamed = [p for p in ids if p not in names]
+        no_condition = [p for p in ids if p in names and not conditions.get(p)]
+        patients[group] = [p for p in ids if p in names and conditions.get(p)]
+        left_out[group] = {"without_name": len(unnamed), "without_condition": len(no_condition)}
+        if len(patients[group]) < 2:
+            file, what = (names_file, "names") if len(unnamed) >= len(no_condition) else (
+                diagnoses_file, "diagnoses with a title in " + str(titles_file))
+            raise InputError(f"{file}: {len(patients[group])} of the {len(ids)} {group} patients "
+                             f"have {what} (the probe needs 2 or more per group); give the "
+                             "files of the notes the sets were drawn from")
+    items = name_probe.items(patients, conditions, settings.seed)
+    sentences, spans = name_probe.templates(items, names, titles)
+    digests = {name: file_sha256(path) for name, path in (
+        ("diagnoses", diagnoses_file), ("diagnosis_titles", titles_file), ("patient_names", names_file))}
+    return Plan(items, sentences, spans, left_out, digests)
+
+
+def run(probe: Plan, target: ModelDir, settings: ScoreSettings, n_boot: int, seed: int
+        ) -> tuple[dict, pd.DataFrame]:
+    """metrics.json's ``name_probe`` and name_probe.csv: the plan's templates scored under
+    the target. Not cached: a template holds a name and a condition, and a cache key is a
+    hash of its sentence, so the cache would tell whoever can guess a pair that it was scored."""
+    with ScoreCache(None) as nothing:
+        scores = [s.pll for s in score_sentences(target, probe.sentences, settings, nothing, spans=probe.spans)]
+    table = name_probe.scores_table(probe.items, scores[0::2], scores[1::2])
+    result = name_probe.evaluate(table, n_boot, seed)
+    result["left_out"] = probe.left_out
+    return result, table
