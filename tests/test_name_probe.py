@@ -227,7 +227,9 @@ def test_score_mia_name_probe_writes_ids_and_numbers_and_a_report_section(corpus
             text = path.read_text().lower()
             assert not [w for w in words if w.lower() in text], path.name
     assert "Name-condition probe" in (out / "report.html").read_text()
-    assert "name_probe: does the target tie" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "name_probe: does the target tie" in printed
+    assert "e. Does the target tie a patient's name to their conditions?\n  Not found by this probe" in printed
     settings = json.loads((out / "settings.json").read_text())["name_probe"]
     assert set(settings) == {"diagnoses", "diagnosis_titles", "patient_names"}
     # name_probe.csv: ids and numbers, not the conditions; metrics.py recomputes the entry from it
@@ -235,8 +237,9 @@ def test_score_mia_name_probe_writes_ids_and_numbers_and_a_report_section(corpus
     assert list(written.columns) == list(name_probe.COLUMNS) and len(written) == 96
     from mlm_mia.cli import metrics as metrics_cli
     assert metrics_cli.main([str(out / "scores.csv"), "--bootstrap", "50", "--json", str(tmp_path / "m.json")]) == 0
-    again = json.loads((tmp_path / "m.json").read_text())["name_probe"]
-    assert again == {k: v for k, v in result.items() if k != "left_out"}
+    again = json.loads((tmp_path / "m.json").read_text())
+    assert again["name_probe"] == {k: v for k, v in result.items() if k != "left_out"}
+    assert again["verdict"]["name_probe"] == json.loads((out / "metrics.json").read_text())["verdict"]["name_probe"]
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -158,3 +158,26 @@ def test_canaries_told_apart_prove_a_bound_and_ones_not_told_apart_prove_nothing
         assert (found["by_repeats"]["4"]["epsilon"] > 0) == told_apart
         answer = dict(words.paragraphs(results["verdict"]))[words.QUESTIONS["canaries"]]
         assert expected in answer and "canaries repeated 4 times (a group of 4 records)" in answer
+
+
+def test_the_name_probe_is_answered_from_its_difference_between_member_and_non_member_patients():
+    from mlm_mia.stats import name_probe
+
+    rng = np.random.default_rng(3)
+    made = [name_probe.Item(g, f"{g}{p}", f"c{k}", own) for g in name_probe.GROUPS for p in range(40)
+            for k in range(3) for own in (True, False)]
+    own = np.array([i.own for i in made], float)
+    members = np.array([i.group == "members" for i in made])
+    table = study_table(leak=0.5, shift=0.0, seed=7, attacks=("loss",))
+    for link, expected in ((1.5, "Yes: given a patient's name"), (0.0, "Not found by this probe")):
+        with_name = rng.normal(size=len(made)) + link * own * members
+        probe = name_probe.evaluate(name_probe.scores_table(made, with_name, np.zeros(len(made))), 200, 0)
+        results, _ = evaluation.compare(table, n_boot=200, name_probe=probe)
+        found = results["verdict"]["name_probe"]
+        assert results["name_probe"] is probe and found["learned"] == (link > 0)
+        assert found["difference"] == pytest.approx(probe["groups"]["members"]["auc"] - probe["groups"]["non_members"]["auc"])
+        answer = dict(words.paragraphs(results["verdict"]))[words.QUESTIONS["name_probe"]]
+        assert answer.startswith(expected) and "narrower than they should be" not in answer
+    few = name_probe.evaluate(name_probe.scores_table(made[:36] + made[240:276], with_name[:72], np.zeros(72)), 50, 0)
+    answer = words.name_link(evaluation.compare(table, n_boot=50, name_probe=few)[0]["verdict"]["name_probe"])
+    assert "With 6 patients in a group the intervals are narrower than they should be" in answer

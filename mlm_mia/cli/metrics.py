@@ -171,18 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("--names names several runs; give several scores files")
     table = read_scores(args.scores[0])
     settings = _settings(args.scores[0])
+    probe_scores = args.scores[0].parent / "name_probe.csv"  # score_MIA.py --name-probe wrote it there
+    probe = name_probe.evaluate(name_probe.read_scores(probe_scores), args.bootstrap, args.seed) \
+        if probe_scores.is_file() else None
     try:
         results, patients = evaluation.compare(table, n_boot=args.bootstrap, seed=args.seed,
                                                audit_delta=args.audit_delta,
-                                               validity_tests=settings.get("validity_tests"))
+                                               validity_tests=settings.get("validity_tests"), name_probe=probe)
     except ValueError as err:
         raise InputError(f"{args.scores[0]}: {err}") from None
     if not any(k not in evaluation.SECTIONS for k in results):
         raise InputError(f"{args.scores[0]}: needs members and non_members or externals rows")
-    probe_scores = args.scores[0].parent / "name_probe.csv"
-    if probe_scores.is_file():  # score_MIA.py --name-probe wrote it beside the scores
-        results[evaluation.NAME_PROBE] = name_probe.evaluate(name_probe.read_scores(probe_scores),
-                                                             args.bootstrap, args.seed)
     if args.patients and patients is None:  # before any output is written
         raise InputError(f"--patients: {args.scores[0]} has no per-patient tests (they need population "
                          "rows of at least 20 patients: prepare_data_MIA.py --population N "

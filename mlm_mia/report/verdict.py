@@ -10,7 +10,8 @@ from ..stats.verdict import strength
 QUESTIONS = {"sets_differ": "a. Do the sets differ without a model?",
              "leakage": "b. Does the target leak beyond that?",
              "patients": "c. Can individual patients be shown to be members?",
-             "canaries": "d. What do the canaries prove?"}
+             "canaries": "d. What do the canaries prove?",
+             "name_probe": "e. Does the target tie a patient's name to their conditions?"}
 
 
 def _ci(values: list[float] | None, signed: bool = False) -> str:
@@ -30,6 +31,8 @@ def paragraphs(verdict: dict) -> list[tuple[str, str]]:
               (QUESTIONS["patients"], patients(verdict["patients"]))]
     if verdict.get("canaries"):
         result.append((QUESTIONS["canaries"], canaries(verdict["canaries"])))
+    if verdict.get("name_probe"):
+        result.append((QUESTIONS["name_probe"], name_link(verdict["name_probe"])))
     return result
 
 
@@ -176,6 +179,26 @@ def canaries(found: dict) -> str:
     else:
         text += ("The canaries were not told apart: they prove nothing about the training (neither "
                  "that it leaks nor that it is private).")
+    return text
+
+
+def name_link(found: dict) -> str:
+    """(e) in words."""
+    numbers = (f"member patients' AUC {found['members_auc']:.3f}{_ci(found['members_auc_ci'])} against "
+               f"non-member patients' {found['non_members_auc']:.3f}{_ci(found['non_members_auc_ci'])}, a "
+               f"difference of {found['difference']:+.3f}{_ci(found['difference_ci'], True)}")
+    if found["learned"]:
+        text = (f"Yes: given a patient's name, the target makes that patient's own conditions more likely "
+                f"than frequency-matched others ({numbers}): a link training on the notes added. A model "
+                "that ties names to conditions can disclose a named patient's diagnoses.")
+    elif found["difference_ci"] is None:
+        text = f"Not known without intervals (--bootstrap 0): {numbers}."
+    else:
+        text = (f"Not found by this probe: {numbers}, an interval that holds 0. As Lehman et al. (2021) "
+                "stress, a probe that finds no link does not prove that a stronger one could not.")
+    if found["few_patients"]:
+        text += (f" With {found['patients']} patients in a group the intervals are narrower than they should "
+                 "be (simulated coverage 87-91% with 8 patients, 92-94% with 16).")
     return text
 
 

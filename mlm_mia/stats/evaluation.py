@@ -37,13 +37,15 @@ SHADOW_COUNTS = (1, 2, 4, 8, 16, 32, 64)  # the numbers of shadow models compare
 
 
 def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta: float = 0.0,
-            validity_tests: dict | None = None) -> tuple[dict, pd.DataFrame | None]:
+            validity_tests: dict | None = None, name_probe: dict | None = None
+            ) -> tuple[dict, pd.DataFrame | None]:
     """``metrics.json``: every attack on every comparison whose sets are present, the
     validity check (with its permutation tests ``validity_tests``, which need the text:
     score_MIA.py records them in settings.json), the per-patient tests, the canary audits
     (with canaries, with canary patients; epsilon bounds for ``audit_delta``), with shadow
-    models the report by memorization, and first the verdict; and patients.csv's table
-    (None without the sets the tests need)."""
+    models the report by memorization, the name-condition probe's ``name_probe`` (as
+    stats/name_probe.py evaluated it) where given, and first the verdict; and patients.csv's
+    table (None without the sets the tests need)."""
     result = {}
     validity = {}
     attacks = columns.attack_names(table)
@@ -82,6 +84,8 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
         result[CANARY_PATIENTS] = patient_audit
     if columns.MEMORIZATION in table.columns and PATIENT_COMPARISON in result:
         result[MEMORIZATION] = memorization_report(table)
+    if name_probe is not None:
+        result[NAME_PROBE] = name_probe
     patients = None if tested is None else tested[0]
     main = next((c for c in COMPARISONS if c in result), None)
     if main is not None:
@@ -91,7 +95,7 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
             rows, main, COMPARISONS[main][0], result[main], validity,
             rows[text_only].to_numpy(float) if text_only in rows.columns else None,
             result.get(PATIENT_COMPARISON), result.get(PATIENT_TESTS), patients,
-            result.get(PATIENT_TESTS_LEFT_OUT), result.get(CANARIES), n_boot, seed)} | result
+            result.get(PATIENT_TESTS_LEFT_OUT), result.get(CANARIES), n_boot, seed, name_probe)} | result
     return result, patients
 
 

@@ -40,8 +40,8 @@ from ..common.errors import InputError
 GROUPS = ("members", "non_members")
 TEMPLATE = "{name} is a patient with {condition}"
 NO_NAME = "is a patient with {condition}"
-# below this many patients in a group, the 95% interval held the truth in only 87-92% of
-# simulated studies (bench/sim_name_probe_interval.py); the report says so
+# below this many patients in a group the 95% interval is too narrow: it held the truth in
+# 87-91% of simulated studies with 8 patients, 92-94% with 16 (bench/sim_name_probe_interval.py)
 FEW_PATIENTS = 20
 COLUMNS = ("group", "patient_id", "own", "with_name", "without_name")  # name_probe.csv
 
@@ -189,9 +189,9 @@ def evaluate(table: pd.DataFrame, n_boot: int, seed: int) -> dict:
         result["ci_resamples"] = "patients"
     few = min(m["patients"] for m in result["groups"].values())
     if n_boot > 0 and few < FEW_PATIENTS:
-        result["interval_warning"] = (f"{few} patients in a group: with fewer than {FEW_PATIENTS}, the 95% "
-                                      "intervals held the truth in only 87-92% of simulated studies; read them "
-                                      "as narrower than they should be")
+        result["interval_warning"] = (f"{few} patients in a group: below {FEW_PATIENTS} the 95% intervals are "
+                                      "narrower than they should be (in simulated studies they held the truth "
+                                      "87-91% of the time with 8 patients, 92-94% with 16)")
     result["templates"] = {"with_name": TEMPLATE, "without_name": NO_NAME}
     result["score"] = ("sum over the condition's tokens of log p(token | template, the token and the "
                        "condition's later tokens masked); with name minus without")

@@ -16,6 +16,9 @@ c. **Can individual patients be shown to be members?** How many member patients 
    patients as a group, not about any one of them.
 d. **What do the canaries prove?** The headline attack's one-run lower bound on epsilon,
    per number of repeats (when canaries were planted).
+e. **Does the target tie a patient's name to their conditions?** The name-condition probe's
+   AUCs for member and non-member patients and their difference, what training added (with
+   ``--name-probe``).
 """
 
 from __future__ import annotations
@@ -72,12 +75,13 @@ def strength(excess: float) -> str:
 def verdict(rows: pd.DataFrame, comparison: str, positive: str, sentence: dict, validity: dict,
             text_only: np.ndarray | None, patient_level: dict | None, tests: dict | None,
             patients: pd.DataFrame | None, tests_left_out: str | None, canaries: dict | None,
-            n_boot: int, seed: int) -> dict:
+            n_boot: int, seed: int, name_probe: dict | None = None) -> dict:
     """metrics.json's ``verdict`` for the main comparison ``comparison``: ``rows`` its
     sentences (``positive`` the members' set), ``sentence`` its attack metrics, ``validity``
     every comparison's text-only check, ``text_only`` this comparison's out-of-fold scores,
     ``patient_level`` the patient-level attack metrics; the per-patient tests (``tests``,
-    ``patients``, or why they were left out) and the canary audit where the run has them.
+    ``patients``, or why they were left out), the canary audit and the name-condition probe
+    where the run has them.
     The resamples are :func:`metrics.resample`'s with ``seed``: those of the attack tables."""
     y = (rows["set"] == positive).to_numpy(int)
     attacks = [a for a in sentence if not is_blind(a)]
@@ -87,7 +91,8 @@ def verdict(rows: pd.DataFrame, comparison: str, positive: str, sentence: dict, 
             "sets_differ": _sets_differ(comparison, sentence, validity),
             "leakage": _leakage(y, rows, sentence, attacks, headline, text_only, resamples),
             "patients": _patients(patient_level, headline, tests, patients, tests_left_out),
-            "canaries": _canaries(canaries, headline)}
+            "canaries": _canaries(canaries, headline),
+            "name_probe": None if name_probe is None else _name_link(name_probe)}
 
 
 def _sets_differ(comparison: str, sentence: dict, validity: dict) -> dict:
@@ -173,3 +178,14 @@ def _canaries(report: dict | None, headline: str | None) -> dict | None:
             "by_repeats": {group: {"epsilon": v["epsilon"]["epsilon"], "auc": v["auc"],
                                    "ceiling": report["epsilon_ceiling"][group]}
                            for group, v in report["by_attack"][attack].items()}}
+
+
+def _name_link(probe: dict) -> dict:
+    """(e): both groups' AUCs, the difference, and whether its interval is above 0."""
+    members, non_members = probe["groups"]["members"], probe["groups"]["non_members"]
+    ci = probe.get("auc_difference_ci")
+    return {"members_auc": members["auc"], "members_auc_ci": members.get("auc_ci"),
+            "non_members_auc": non_members["auc"], "non_members_auc_ci": non_members.get("auc_ci"),
+            "difference": probe["auc_difference"], "difference_ci": ci,
+            "patients": min(members["patients"], non_members["patients"]),
+            "learned": ci is not None and ci[0] > 0, "few_patients": "interval_warning" in probe}

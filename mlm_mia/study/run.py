@@ -141,14 +141,15 @@ def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
     record["run"] = run_context(sys.argv, plan.model_dirs[0], settings.backend, columns.attack_names(table),
                                 settings.demo)
     record["settings"] = identity
-    with watch.stage("statistics"):
-        metrics, patients = evaluation.compare(table, n_boot=settings.bootstrap, seed=settings.seed,
-                                               audit_delta=settings.audit_delta, validity_tests=validity_tests)
-    probe_table = None
+    probe, probe_table = None, None
     if plan.name_probe:
         with watch.stage("name probe"):
-            metrics[evaluation.NAME_PROBE], probe_table = name_probe.run(
-                plan.name_probe, plan.model_dirs[0], plan.engine, settings.bootstrap, settings.seed)
+            probe, probe_table = name_probe.run(plan.name_probe, plan.model_dirs[0], plan.engine,
+                                                settings.bootstrap, settings.seed)
+    with watch.stage("statistics"):
+        metrics, patients = evaluation.compare(table, n_boot=settings.bootstrap, seed=settings.seed,
+                                               audit_delta=settings.audit_delta, validity_tests=validity_tests,
+                                               name_probe=probe)
     with watch.stage("writing"):
         exposed = most_exposed(table, plan.sets, metrics, settings.show_exposed) if settings.show_exposed else None
         write_outputs(settings, table, metrics, record, patients, exposed, watch, probe_table)
