@@ -353,8 +353,8 @@ def name_probe_section(probe: dict) -> str:
         f"log-probability in &ldquo;{html.escape(probe['templates']['with_name'])}&rdquo; minus in "
         f"&ldquo;{html.escape(probe['templates']['without_name'])}&rdquo;. AUC of own against other "
         "conditions: 0.5 is no link; the interval resamples patients.</p>",
-        _table(["patients", "n", "own conditions", "AUC [95% CI]", "AUC with the name alone",
-                "AUC without the name"], rows),
+        _table(["patients", "n", "own conditions", "AUC [95% CI]", "AUC by the score with the name",
+                "AUC by the score without it"], rows),
         f"<p>Members minus non-members: {_auc(difference)}, "
         "what training on the patients' notes added to the link. Lehman et al. found the link weak "
         "in BERT pre-trained on MIMIC-III notes with surrogate names; an AUC near 0.5 in both groups "
