@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlm_mia.stats import patient_tests, validity
@@ -67,6 +68,20 @@ def test_the_smallest_p_value_is_one_over_null_patients_plus_one():
     assert members["p_value"].min() == summary["smallest_p_value"] == 1 / 21
     # every member at the floor: BH over 300 patients with half of them at 1/21 flags none
     assert (members["p_value"] == 1 / 21).mean() > 0.9 and summary["members_found"] == 0.0
+
+
+def test_canary_rows_are_neither_tested_nor_counted():
+    table = bench.simulated_table(np.random.default_rng(2), "gaussian", 0.5, 50)
+    expected = patient_tests.membership_tests(table)
+    # planted canaries and canary patients, scored far above every member
+    canaries = pd.DataFrame({"set": ["canaries"] * 40 + ["canary_patients"] * 40,
+                             "id": [f"c{i}" for i in range(80)],
+                             "patient_id": [f"c{i}" for i in range(40)] + [f"80000000{i // 4}" for i in range(40)]})
+    for column in [c for c in table.columns if c.startswith("score_")]:
+        canaries[column] = table[column].max() + 10.0
+    got = patient_tests.membership_tests(pd.concat([table, canaries], ignore_index=True))
+    pd.testing.assert_frame_equal(got[0], expected[0])
+    assert got[1] == expected[1]
 
 
 def test_externals_have_their_own_benjamini_hochberg():

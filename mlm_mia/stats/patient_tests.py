@@ -52,6 +52,7 @@ FDR = 0.05
 MIN_NULL_PATIENTS = 20
 RECOMMENDED_NULL_PATIENTS = 100
 CALIBRATION_PERMUTATIONS = 999
+TESTED_SETS = ("members", "non_members", "population", "externals")  # the rows the tests read
 
 
 def fisher_weights(members: np.ndarray, non_members: np.ndarray) -> np.ndarray:
@@ -179,7 +180,10 @@ def rank_sum(statistic: np.ndarray, labelled: np.ndarray, permutations: int, rng
 
 def membership_tests(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, dict] | None:
     """``(patients.csv's table, metrics.json's summary)``, or None without the sets it
-    needs (members, non-members, and enough population patients)."""
+    needs (members, non-members, and enough population patients). Canaries and canary
+    patients are left out: they have audits of their own, and counted here they would be
+    "found" members that no false discovery proportion accounts for."""
+    table = table[table["set"].isin(TESTED_SETS)].reset_index(drop=True)
     present = set(table["set"])
     null_patients = table.loc[table["set"] == "population", "patient_id"].nunique()
     if not {"members", "non_members", "population"} <= present or null_patients < MIN_NULL_PATIENTS:
