@@ -181,3 +181,20 @@ def test_the_name_probe_is_answered_from_its_difference_between_member_and_non_m
     few = name_probe.evaluate(name_probe.scores_table(made[:36] + made[240:276], with_name[:72], np.zeros(72)), 50, 0)
     answer = words.name_link(evaluation.compare(table, n_boot=50, name_probe=few)[0]["verdict"]["name_probe"])
     assert "With 6 patients in a group the intervals are narrower than they should be" in answer
+
+
+def test_canary_patients_are_answered_beside_the_canaries_at_the_patient_level():
+    table = study_table(leak=0.5, shift=0.0, seed=7, attacks=("loss",))
+    included = np.repeat(np.arange(30) % 2, 3)  # 30 patients of 3 notes, in or out whole
+    patients = pd.DataFrame({"set": "canary_patients", "id": [f"n{i}" for i in range(90)],
+                             "patient_id": [f"80000000{i // 3}" for i in range(90)], "canary_included": included})
+    for told_apart, expected in ((True, "cannot have been differentially private at the patient level"),
+                                 (False, "The canary patients were not told apart")):
+        scores = included + np.arange(90) / 1000 if told_apart else np.arange(90) % 3
+        results, _ = judged(pd.concat([table, patients.assign(score_loss=scores)], ignore_index=True), n_boot=0)
+        found = results["verdict"]["canary_patients"]
+        assert found["unit"] == "patients" and found["canaries"] == 30 and found["included"] == 15
+        assert results["verdict"]["canaries"] is None
+        answer = dict(words.paragraphs(results["verdict"]))[words.QUESTIONS["canaries"]]
+        assert answer.startswith("15 of 30 planted canary patients went into the training data with all their notes")
+        assert expected in answer

@@ -29,8 +29,9 @@ def paragraphs(verdict: dict) -> list[tuple[str, str]]:
     """``(question, answer)`` for each question the run can answer."""
     result = [(QUESTIONS["sets_differ"], sets_differ(verdict)), (QUESTIONS["leakage"], leakage(verdict)),
               (QUESTIONS["patients"], patients(verdict["patients"]))]
-    if verdict.get("canaries"):
-        result.append((QUESTIONS["canaries"], canaries(verdict["canaries"])))
+    audits = [canaries(verdict[key]) for key in ("canaries", "canary_patients") if verdict.get(key)]
+    if audits:
+        result.append((QUESTIONS["canaries"], " ".join(audits)))
     if verdict.get("name_probe"):
         result.append((QUESTIONS["name_probe"], name_link(verdict["name_probe"])))
     return result
@@ -155,29 +156,32 @@ def patients(found: dict) -> str:
 
 
 def canaries(found: dict) -> str:
-    """(d) in words."""
+    """(d) in words, for sentence canaries or canary patients (``found["unit"]``)."""
+    patients = found.get("unit") == "patients"
+    what = "canary patients" if patients else "canaries"
     groups = {g: v for g, v in found["by_repeats"].items() if g != "all"}
     if len(groups) <= 1:
         groups = {"all": found["by_repeats"]["all"]}
     level = f"{100 * found['confidence']:.0f}%"
     cells = []
     for group, v in groups.items():
-        who = "the canaries" if group == "all" else (
+        who = f"the {what}" if group == "all" else (
             "canaries seen once" if group == "1" else f"canaries repeated {group} times (a group of {group} records)")
         auc = "" if v["auc"] is None else f"AUC {v['auc']:.2f}, "
         cells.append(f"{who}: {auc}epsilon >= {v['epsilon']:.2f} (at most {v['ceiling']:.2f} provable)")
     proves = any(v["epsilon"] > 0 for v in groups.values())
     at_ceiling = any(v["epsilon"] > 0 and v["epsilon"] >= v["ceiling"] - 1e-9 for v in groups.values())
-    text = (f"{found['included']} of {found['canaries']} planted canaries went into the training data, by coin "
-            f"flip. With the headline attack {found['attack']}, at {level} confidence (delta "
-            f"{found['delta']:g}): " + "; ".join(cells) + ". ")
+    text = (f"{found['included']} of {found['canaries']} planted {what} went into the training data"
+            f"{' with all their notes' if patients else ''}, by coin flip. With the headline attack "
+            f"{found['attack']}, at {level} confidence (delta {found['delta']:g}): " + "; ".join(cells) + ". ")
     if proves:
-        text += ("The training cannot have been differentially private with a smaller epsilon: that is "
+        text += ("The training cannot have been differentially private " + ("at the patient level (a patient "
+                 "with all their notes as the unit) " if patients else "") + "with a smaller epsilon: that is "
                  "proven, whatever the sets' distributions.")
         if at_ceiling:
-            text += " A bound at its ceiling is limited by the number of canaries: plant more to prove more."
+            text += f" A bound at its ceiling is limited by the number of {what}: plant more to prove more."
     else:
-        text += ("The canaries were not told apart: they prove nothing about the training (neither "
+        text += (f"The {what} were not told apart: they prove nothing about the training (neither "
                  "that it leaks nor that it is private).")
     return text
 

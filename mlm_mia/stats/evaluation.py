@@ -95,7 +95,8 @@ def compare(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0, audit_delta:
             rows, main, COMPARISONS[main][0], result[main], validity,
             rows[text_only].to_numpy(float) if text_only in rows.columns else None,
             result.get(PATIENT_COMPARISON), result.get(PATIENT_TESTS), patients,
-            result.get(PATIENT_TESTS_LEFT_OUT), result.get(CANARIES), n_boot, seed, name_probe)} | result
+            result.get(PATIENT_TESTS_LEFT_OUT), result.get(CANARIES), n_boot, seed, name_probe,
+            result.get(CANARY_PATIENTS))} | result
     return result, patients
 
 

@@ -15,7 +15,8 @@ c. **Can individual patients be shown to be members?** How many member patients 
    (the headline attack's AUC on patients' mean scores), which measures leakage about the
    patients as a group, not about any one of them.
 d. **What do the canaries prove?** The headline attack's one-run lower bound on epsilon,
-   per number of repeats (when canaries were planted).
+   per number of repeats (when canaries were planted), and per canary patient (when canary
+   patients were: a bound on patient-level privacy).
 e. **Does the target tie a patient's name to their conditions?** The name-condition probe's
    AUCs for member and non-member patients and their difference, what training added (with
    ``--name-probe``).
@@ -75,13 +76,14 @@ def strength(excess: float) -> str:
 def verdict(rows: pd.DataFrame, comparison: str, positive: str, sentence: dict, validity: dict,
             text_only: np.ndarray | None, patient_level: dict | None, tests: dict | None,
             patients: pd.DataFrame | None, tests_left_out: str | None, canaries: dict | None,
-            n_boot: int, seed: int, name_probe: dict | None = None) -> dict:
+            n_boot: int, seed: int, name_probe: dict | None = None,
+            canary_patients: dict | None = None) -> dict:
     """metrics.json's ``verdict`` for the main comparison ``comparison``: ``rows`` its
     sentences (``positive`` the members' set), ``sentence`` its attack metrics, ``validity``
     every comparison's text-only check, ``text_only`` this comparison's out-of-fold scores,
     ``patient_level`` the patient-level attack metrics; the per-patient tests (``tests``,
-    ``patients``, or why they were left out), the canary audit and the name-condition probe
-    where the run has them.
+    ``patients``, or why they were left out), the canary audits (sentences, patients) and the
+    name-condition probe where the run has them.
     The resamples are :func:`metrics.resample`'s with ``seed``: those of the attack tables."""
     y = (rows["set"] == positive).to_numpy(int)
     attacks = [a for a in sentence if not is_blind(a)]
@@ -91,7 +93,8 @@ def verdict(rows: pd.DataFrame, comparison: str, positive: str, sentence: dict, 
             "sets_differ": _sets_differ(comparison, sentence, validity),
             "leakage": _leakage(y, rows, sentence, attacks, headline, text_only, resamples),
             "patients": _patients(patient_level, headline, tests, patients, tests_left_out),
-            "canaries": _canaries(canaries, headline),
+            "canaries": _canaries(canaries, headline, "canaries"),
+            "canary_patients": _canaries(canary_patients, headline, "patients"),
             "name_probe": None if name_probe is None else _name_link(name_probe)}
 
 
@@ -168,12 +171,13 @@ def _patients(patient_level: dict | None, headline: str | None, tests: dict | No
     }
 
 
-def _canaries(report: dict | None, headline: str | None) -> dict | None:
-    """(d): the headline attack's epsilon lower bound and AUC per repeat group."""
+def _canaries(report: dict | None, headline: str | None, unit: str) -> dict | None:
+    """(d): the headline attack's epsilon lower bound and AUC per repeat group (``unit``:
+    ``canaries``, or ``patients`` for the canary patients' audit)."""
     if report is None or not report["by_attack"]:
         return None
     attack = headline if headline in report["by_attack"] else next(iter(report["by_attack"]))
-    return {"attack": attack, "canaries": report["canaries"], "included": report["included"],
+    return {"attack": attack, "unit": unit, "canaries": report[unit], "included": report["included"],
             "delta": report["delta"], "confidence": report["confidence"],
             "by_repeats": {group: {"epsilon": v["epsilon"]["epsilon"], "auc": v["auc"],
                                    "ceiling": report["epsilon_ceiling"][group]}
