@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..common.progress import Progress
 from ..data.sentences import text_hash
 from . import distributed
 from .cache import TextCache
@@ -89,9 +90,10 @@ def _swap(text: str, ids: list[int], offsets: list[tuple[int, int]], scored: np.
 
 
 def make_neighbours(model, tokenizer, texts: Sequence[str], n: int, seed: int, max_length: int,
-                    batch_tokens: int = 16384) -> list[list[str]]:
+                    batch_tokens: int = 16384, progress: Progress | None = None) -> list[list[str]]:
     """Up to ``n`` neighbours of each text (fewer where it has fewer clean swaps), each the
-    text with one token replaced, best first."""
+    text with one token replaced, best first; ``progress`` advances by ``len(texts)`` in
+    all, in step with the copies run."""
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
     specials = np.array(unscored_ids(tokenizer))
     never = torch.tensor(sorted(set(tokenizer.all_special_ids)))
@@ -99,6 +101,8 @@ def make_neighbours(model, tokenizer, texts: Sequence[str], n: int, seed: int, m
     embedding = model.get_input_embeddings()
     head = lm_head_of(model)
     proposals: list[list[tuple[float, int, int]]] = [[] for _ in texts]  # (log weight, position, token)
+    # texts per copy (a copy per scored token), so that the time left counts long texts' cost
+    scale = len(texts) / max(sum(int((~np.isin(ids, specials)).sum()) for ids in encoded["input_ids"]), 1)
     with torch.inference_mode():
         lengths = [len(ids) for ids in encoded["input_ids"]]
         for group in equal_length_batches(lengths, np.iinfo(np.int64).max):
@@ -131,6 +135,8 @@ def make_neighbours(model, tokenizer, texts: Sequence[str], n: int, seed: int, m
                 for s, p, w, t in zip(sentence[start:start + rows], position[start:start + rows],
                                       weight.cpu().numpy(), token.cpu().numpy()):
                     proposals[group[s]] += [(float(a), int(p), int(b)) for a, b in zip(w, t) if np.isfinite(a)]
+                if progress is not None:
+                    progress.update(at.numel() * scale)
     result = []
     for index, text in enumerate(texts):
         ids, offsets = encoded["input_ids"][index], encoded["offset_mapping"][index]
@@ -160,9 +166,10 @@ def neighbour_texts(model_dir: ModelDir, texts: Sequence[str], n: int, seed: int
              len(todo), len(keys) - len(todo))
     if todo:
         model, max_length = model_dir.loaded
-        _compute_missing(keys, todo, found, lambda block: make_neighbours(
-            model, model_dir.tokenizer, [texts[i] for i in block], n, seed, max_length,
-            settings.batch_tokens), cache.put_texts)
+        with Progress(f"neighbours {model_dir.name}", len(todo), "sentences", enabled=settings.progress) as bar:
+            _compute_missing(keys, todo, found, lambda block: make_neighbours(
+                model, model_dir.tokenizer, [texts[i] for i in block], n, seed, max_length,
+                settings.batch_tokens, bar), cache.put_texts)
     model_dir.release()
     return [found[key] for key in keys]
 
