@@ -72,7 +72,8 @@ def _run(settings: StudySettings, ranks: distributed.Ranks) -> Results:
             contextlib.ExitStack() as holds:
         if settings.demo:
             settings = _demo_models(settings, ranks, watch, identity)
-        return _study(settings, ranks, cache, holds, identity, watch)
+        # the demo checked the out-dir under the data folder's lock, before it trained
+        return _study(settings, ranks, cache, holds, identity, watch, writes and not settings.demo)
 
 
 def _demo_models(settings: StudySettings, ranks: distributed.Ranks, watch: Stopwatch,
@@ -93,13 +94,14 @@ def _demo_models(settings: StudySettings, ranks: distributed.Ranks, watch: Stopw
 
 
 def _study(settings: StudySettings, ranks: distributed.Ranks, cache: ScoreCache,
-           holds: contextlib.ExitStack, identity: dict, watch: Stopwatch) -> Results:
+           holds: contextlib.ExitStack, identity: dict, watch: Stopwatch, check_out_dir: bool) -> Results:
     """The pipeline, the data folder and the shadow models held in ``holds`` until the
-    outputs are written (timed in ``watch``)."""
+    outputs are written (timed in ``watch``); the out-dir checked for another run's results
+    after the inputs' own checks, before any work, where ``check_out_dir``."""
     with watch.stage("checks"):
         plan = plan_study(settings, ranks, watch, holds)
         shadow_plan = plan_shadows(settings, ranks, plan.model_dirs[0], holds) if settings.shadow_models else None
-        if ranks.main and settings.shadow_index is None:  # after the inputs' own checks, before any work
+        if check_out_dir:
             check_not_another_run(settings, identity)
     shadows = train_shadows(shadow_plan, settings, ranks, plan.model_dirs[0], watch, holds) if shadow_plan else []
     if settings.shadow_index is not None:
