@@ -493,3 +493,17 @@ def test_a_run_replaces_only_its_own_results_unless_told(study, scored, tmp_path
     assert (out / "metrics.json").read_bytes() == before
     run_score(study, out, "--bootstrap", "50", "--overwrite")
     assert json.loads((out / "settings.json").read_text())["bootstrap"] == 50
+
+
+def test_settings_written_as_a_config_file_read_back_the_same(tmp_path):
+    import yaml
+    from mlm_mia import StudySettings
+
+    for settings in (StudySettings(demo=True), StudySettings(
+            target=tmp_path / "t", reference=(tmp_path / "a", tmp_path / "b"), dtype="bfloat16", shadow_models=4,
+            shadow_index=(1, 3), shadow_init="tiny", neighbours=2, audit_delta=1e-5, rmia_offline_a=0.25,
+            no_cache=True, batch_tokens=4096, name_probe=True, diagnoses=tmp_path / "d.csv.gz",
+            diagnosis_titles=tmp_path / "t.csv.gz", patient_names=tmp_path / "n.csv", out_dir=tmp_path / "out")):
+        config = tmp_path / "settings.yaml"
+        config.write_text(yaml.safe_dump(settings.config()), encoding="utf-8")
+        assert score.parse_settings(["--config", str(config)]) == settings

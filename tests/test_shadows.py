@@ -125,10 +125,15 @@ def test_two_torchrun_ranks_train_four_shadows_as_one_process_does(small_sets, r
                             capture_output=True, text=True, cwd=ROOT, env=one_thread)
     assert result.returncode == 0, result.stderr[-3000:]
     two = tmp_path / "two"
+    # run_study called from Python, not the script: each rank's child trains from the settings,
+    # with no command line to copy
+    script = tmp_path / "study.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport mlm_mia\n"
+                      "from mlm_mia.cli.score import parse_settings\n"
+                      f"mlm_mia.run_study(parse_settings({score_args(small_sets, random_roberta, quick_recipe, two, tmp_path / 'out2')!r}))\n")
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
-         str(ROOT / "score_MIA.py"), *score_args(small_sets, random_roberta, quick_recipe, two, tmp_path / "out2")],
-        capture_output=True, text=True, cwd=ROOT, env=one_thread)
+         str(script)], capture_output=True, text=True, cwd=tmp_path, env=one_thread)
     assert result.returncode == 0, result.stderr[-3000:]
     for i in range(4):
         assert same_weights(one / f"shadow_{i:02d}", two / f"shadow_{i:02d}", atol=1e-5), i

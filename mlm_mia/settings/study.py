@@ -119,6 +119,20 @@ class StudySettings:
             raise InputError(f"--name-probe needs {', '.join(missing)} (DIAGNOSES_ICD.csv.gz, "
                              "D_ICD_DIAGNOSES.csv.gz, and a SUBJECT_ID,NAME file or the 1b notes)")
 
+    def config(self) -> dict:
+        """The settings as a ``--config`` YAML file holds them: score_MIA.py --config reads
+        back the same settings (a torchrun rank's shadow job is started so)."""
+        values = {}
+        for name, value in dataclasses.asdict(self).items():
+            if name == "shadow_index" and value is not None:
+                value = ",".join(map(str, value))
+            elif isinstance(value, (tuple, list)):
+                value = [str(v) for v in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            values[name] = value
+        return values
+
     def replace(self, **changes) -> StudySettings:
         return dataclasses.replace(self, **changes)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +68,13 @@ def train_shadows(plan: ShadowPlan, settings: StudySettings, ranks: distributed.
     with watch.stage("shadow training"):
         if plan.children:
             mine = [s.index for s in plan.missing if s.index % ranks.world == ranks.rank]
-            if mine:
-                shadow.train_in_child(sys.argv[1:], mine, ranks.local_rank)
+            if mine:  # the settings, not the command line: run_study may have been called from Python
+                import yaml
+
+                with tempfile.TemporaryDirectory() as folder:
+                    config = Path(folder) / "settings.yaml"
+                    config.write_text(yaml.safe_dump(settings.config()), encoding="utf-8")
+                    shadow.train_in_child(["--config", str(config)], mine, ranks.local_rank)
             distributed.barrier(ranks)
             shadow.claim(plan.planned, holds, train=False, replace=False)
         else:
