@@ -127,3 +127,19 @@ def test_the_demo_times_its_data_and_training_and_shows_the_training_s_steps(
         *moving, last = stages[f"training {model}"]
         assert moving[-1].startswith("3/3 steps (100%)") and " left" in moving[0]
         assert last.startswith("3 steps in ")
+
+
+def test_reading_note_files_shows_the_bytes_read(corpus, tmp_path, caplog, at_once, monkeypatch):
+    from mlm_mia.data import csv_notes
+    from mlm_mia.data.sources import note_source
+
+    monkeypatch.setattr(csv_notes, "READ_EVERY", 8)
+    source = note_source(str(corpus["train"]), "--train-notes", None)
+    with caplog.at_level(logging.INFO):
+        notes = [note for note, _ in source.notes()]
+    assert notes == list(csv_notes.read_notes(corpus["train"]))
+    *moving, end = progress_lines(caplog)["reading --train-notes"]
+    total = round(corpus["train"].stat().st_size / 1e3)  # a small file: kB
+    assert moving and all(line.endswith(" left") and f"/{total:,} kB (" in line for line in moving)
+    assert end.startswith(f"{total:,} kB in ")  # the whole file, compressed bytes
+    assert not [n.text for n in notes if n.text in caplog.text]  # sizes and rates, never text

@@ -12,6 +12,9 @@ import logging
 import shutil
 import sys
 import time
+from itertools import accumulate
+from pathlib import Path
+from typing import Callable, Sequence
 
 from .errors import InputError
 
@@ -106,3 +109,23 @@ class Progress:
             log.log(logging.INFO if self.shown else logging.DEBUG, "%s: %s %s in %s (%s %s/s)",
                     self.stage, f"{round(self.done):,}", self.unit, duration(now - self.start),
                     f"{rate:,.{1 if rate < 100 else 0}f}", self.unit)
+
+
+class FilesProgress(Progress):
+    """The progress of reading ``paths`` one after the other, in kB or MB of the files (of
+    the compressed bytes, for a .gz): ``at(i)`` is the callback that the reader of file
+    ``i`` tells how many of its bytes it has read."""
+
+    def __init__(self, stage: str, paths: Sequence[Path], enabled: bool = True):
+        sizes = [Path(p).stat().st_size for p in paths]
+        self.scale, unit = (1e6, "MB") if sum(sizes) >= 1e7 else (1e3, "kB")
+        self.before = list(accumulate(sizes, initial=0))
+        super().__init__(stage, sum(sizes) / self.scale, unit, enabled=enabled)
+
+    def at(self, index: int) -> Callable[[int], None]:
+        return lambda read: self.set((self.before[index] + read) / self.scale)
+
+    def close(self, finished: bool = True) -> None:
+        if finished:
+            self.set(self.total)
+        super().close(finished)

@@ -17,7 +17,7 @@ import gzip
 import io
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..common.errors import InputError
 from .notes import Note
@@ -28,6 +28,7 @@ NOTEEVENTS_COLUMNS = (
 )
 SUBJECT_NOTES_COLUMNS = ("SUBJECT_ID", "TEXT")
 FORMATS = {"noteevents": NOTEEVENTS_COLUMNS, "subject_notes": SUBJECT_NOTES_COLUMNS}
+READ_EVERY = 256  # records between two reports of the bytes read
 # a note's TEXT can be longer than the csv module's default limit of 128 KiB
 csv.field_size_limit(1 << 30)
 
@@ -93,17 +94,22 @@ def detect_format(path: Path) -> str:
     )
 
 
-def iter_records(path: Path, width: int | None = None) -> Iterator[tuple[int, list[str]]]:
+def iter_records(path: Path, width: int | None = None, read: Callable[[int], None] | None = None
+                 ) -> Iterator[tuple[int, list[str]]]:
     """``(record number, fields)`` of every record after the header, each checked to have
     the header's number of fields (``width``, the note formats' by default: the caller
-    checks another table's header). Record 1 is the first after the header."""
+    checks another table's header). Record 1 is the first after the header. ``read`` is
+    told, now and then, how many bytes of the file (compressed, for a .gz) are read."""
     width = width or len(FORMATS[detect_format(path)])
     number = 0
     try:
         with _open_text(path) as handle:
+            raw = getattr(handle.buffer, "fileobj", handle.buffer)  # a gzip file's compressed bytes
             reader = csv.reader(handle, strict=True)
             next(reader)
             for number, row in enumerate(reader, 1):
+                if read is not None and number % READ_EVERY == 0:
+                    read(raw.tell())
                 if len(row) != width:
                     raise InputError(
                         f"{path}: record {number} (ending on line {reader.line_num}) has "
@@ -133,11 +139,12 @@ def _is_error(value: str, path: Path, number: int) -> bool:
     return flag == 1.0
 
 
-def read_notes(path: Path) -> Iterator[Note]:
-    """Every usable note in a NOTEEVENTS or SUBJECT_ID,TEXT file, in file order."""
+def read_notes(path: Path, read: Callable[[int], None] | None = None) -> Iterator[Note]:
+    """Every usable note in a NOTEEVENTS or SUBJECT_ID,TEXT file, in file order (``read``:
+    as :func:`iter_records`)."""
     noteevents = detect_format(path) == "noteevents"
     subject, text = (1, 10) if noteevents else (0, 1)
-    for number, row in iter_records(path):
+    for number, row in iter_records(path, read=read):
         if noteevents and _is_error(row[9], path, number):
             continue
         patient = row[subject].strip()

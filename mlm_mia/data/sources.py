@@ -11,6 +11,7 @@ from typing import Any, Callable, Container, Iterator
 from . import csv_notes, n2c2
 from ..common.digests import file_sha256
 from ..common.errors import InputError
+from ..common.progress import FilesProgress
 from .notes import Note
 from .sentences import clean_sentences
 from ..common.workers import Workers
@@ -59,15 +60,19 @@ class Source:
         return {str(p): self.splitter or default_splitter(p) for p in self.paths}
 
     def notes(self) -> Iterator[tuple[Note, str]]:
-        """Every note with the splitter for its file, in input order."""
+        """Every note with the splitter for its file, in input order; reading note CSV files
+        shows its progress (kB or MB of the files read)."""
         splitters = self.splitters()
-        for path in self.paths:
-            splitter = splitters[str(path)]
-            if self.kind == "text":
-                yield from ((Note(None, line, path.name), splitter) for line in _text_lines(path))
-                continue
-            notes = n2c2.read_records(path) if self.kind == "n2c2" else csv_notes.read_notes(path)
-            yield from ((note, splitter) for note in notes)
+        csv_files = self.paths if self.kind == "csv" else ()
+        with FilesProgress(f"reading {self.flag}", csv_files, enabled=bool(csv_files)) as bar:
+            for index, path in enumerate(self.paths):
+                splitter = splitters[str(path)]
+                if self.kind == "text":
+                    yield from ((Note(None, line, path.name), splitter) for line in _text_lines(path))
+                    continue
+                notes = n2c2.read_records(path) if self.kind == "n2c2" else csv_notes.read_notes(
+                    path, bar.at(index))
+                yield from ((note, splitter) for note in notes)
 
     def split_notes(self, function: Callable[[list], list], min_chars: int,
                     patients: Container[str] | None = None, workers: Workers | None = None

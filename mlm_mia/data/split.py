@@ -14,6 +14,7 @@ import numpy as np
 from . import csv_notes
 from ..common.errors import InputError
 from ..common.outputs import gzip_text_writer, json_text
+from ..common.progress import FilesProgress
 
 TRAIN_FILE = "train_notes.csv.gz"
 HELDOUT_FILE = "heldout_notes.csv.gz"
@@ -46,7 +47,9 @@ def split_notes(files: list[Path], out_dir: Path, train_fraction: float, seed: i
                          "and SUBJECT_ID,TEXT formats; split each format separately")
     columns = csv_notes.FORMATS[formats.pop()]
     subject = columns.index("SUBJECT_ID")
-    patients = {row[subject].strip() for path in files for _, row in csv_notes.iter_records(path)}
+    with FilesProgress("split: patient ids", files) as bar:
+        patients = {row[subject].strip() for index, path in enumerate(files)
+                    for _, row in csv_notes.iter_records(path, read=bar.at(index))}
     train = split_patients(sorted(patients), train_fraction, seed)
     rows = {"train": 0, "heldout": 0}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,11 +59,12 @@ def split_notes(files: list[Path], out_dir: Path, train_fraction: float, seed: i
                    for half, handle in (("train", train_out), ("heldout", heldout_out))}
         for writer in writers.values():
             writer.writerow(columns)
-        for path in files:
-            for _, row in csv_notes.iter_records(path):
-                half = "train" if row[subject].strip() in train else "heldout"
-                writers[half].writerow(row)
-                rows[half] += 1
+        with FilesProgress("split: the two halves", files) as bar:
+            for index, path in enumerate(files):
+                for _, row in csv_notes.iter_records(path, read=bar.at(index)):
+                    half = "train" if row[subject].strip() in train else "heldout"
+                    writers[half].writerow(row)
+                    rows[half] += 1
     summary = {
         "train_fraction": train_fraction, "seed": seed,
         "n_patients": {"train": len(train), "heldout": len(patients) - len(train)},
