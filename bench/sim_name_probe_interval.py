@@ -13,7 +13,6 @@ freedom). The true AUC is that of an infinite population of such patients (by Mo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlm_mia.stats import name_probe  # noqa: E402
+from simulation import NOISES, arguments  # noqa: E402  (bench/simulation.py)
 
-NOISES = {
-    "normal": lambda rng, n: rng.normal(size=n),
-    "skewed": lambda rng, n: rng.lognormal(0, 1, size=n) - np.exp(0.5),
-    "heavy": lambda rng, n: rng.standard_t(2, size=n),
-}
 
 
 def scores(rng, n_patients: int, k: int, shift: float, noise: str, patient_sd: float = 1.0):
@@ -55,10 +50,7 @@ def table(groups: dict) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=400)
-    parser.add_argument("--boot", type=int, default=400)
-    args = parser.parse_args()
+    args = arguments()
     rng = np.random.default_rng(0)
     print(f"{'noise':7} {'patients':>8} {'k':>3} {'shift':>5} {'true AUC':>8} {'AUC cover':>9} "
           f"{'diff cover':>10} {'s':>5}")

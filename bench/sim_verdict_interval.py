@@ -14,7 +14,6 @@ false alarm rate, which must stay at or below 2.5%.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlm_mia.stats import metrics  # noqa: E402
+from simulation import NOISES, arguments  # noqa: E402  (bench/simulation.py)
 
-NOISES = {
-    "normal": lambda rng, n: rng.normal(size=n),
-    "skewed": lambda rng, n: rng.lognormal(0, 1, size=n) - np.exp(0.5),
-    "heavy": lambda rng, n: rng.standard_t(2, size=n),
-}
 
 
 def study(rng, patients: int, k: int, leak: float, shift: float, noise: str):
@@ -49,10 +44,7 @@ def truth(leak: float, shift: float, noise: str, rng) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=400)
-    parser.add_argument("--boot", type=int, default=400)
-    args = parser.parse_args()
+    args = arguments()
     rng = np.random.default_rng(0)
     print(f"{'noise':7} {'patients':>8} {'k':>3} {'leak':>5} {'shift':>5} {'truth':>7} {'covered':>8} "
           f"{'says leaks':>10} {'s':>4}")
