@@ -43,6 +43,18 @@ def test_a_name_only_where_a_patient_has_two_lines_that_share_it(tmp_path):
     assert names.read_names(path) == {"1": "ann lee"}
 
 
+def test_notes_whose_lines_do_not_start_with_a_name_are_refused_not_read_as_names(tmp_path, corpus):
+    # the original or 1a notes given as --patient-names: a few patients' lines share a first
+    # word ("the"), which is no name; most patients' lines share none
+    path = tmp_path / "SUBJECT_ID_to_NOTES_original.csv"
+    path.write_text('SUBJECT_ID,TEXT\n1,"the patient was admitted.\nthe patient is stable."\n'
+                    '2,"the x-ray is clear.\nthe heart is normal."\n3,"service: medicine\nchief complaint: '
+                    'dyspnea"\n4,"pt has copd.\nhe was intubated."\n', encoding="utf-8")
+    for notes in (path, corpus["one_a"]):
+        with pytest.raises(InputError, match=f'{notes.name}: the lines of .* patients .* not "1b" notes'):
+            names.read_names(notes)
+
+
 @pytest.mark.parametrize("content, message", [
     ("SUBJECT_ID,NAME\n1,Ann Lee\n1,Bo Ma\n", "record 2 gives patient 1 a second name"),
     ("SUBJECT_ID,NAME\n1,\n", "record 1 has an empty SUBJECT_ID or NAME"),
