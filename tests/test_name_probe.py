@@ -100,6 +100,37 @@ def test_other_conditions_are_the_groups_closest_in_frequency_and_never_the_pati
     assert again == made  # seeded: the same pairs every time
 
 
+def probe_tables(folder: Path, conditions: dict[str, list[str]]) -> dict[str, Path]:
+    """Tiny diagnosis tables and a names table (patient p named "name p") of ``conditions``."""
+    files = {"diagnoses": folder / "DIAGNOSES_ICD.csv", "diagnosis_titles": folder / "D_ICD_DIAGNOSES.csv",
+             "patient_names": folder / "names.csv"}
+    rows = [f"{k},{p},{p}0,{k},\"{c}\"" for k, (p, c) in enumerate((p, c) for p in conditions for c in conditions[p])]
+    files["diagnoses"].write_text("\n".join(["ROW_ID,SUBJECT_ID,HADM_ID,SEQ_NUM,ICD9_CODE"] + rows) + "\n")
+    codes = sorted({c for cs in conditions.values() for c in cs})
+    files["diagnosis_titles"].write_text("\n".join(["ROW_ID,ICD9_CODE,SHORT_TITLE,LONG_TITLE"] + [
+        f'{k},{c},t{c},"Title, {c}"' for k, c in enumerate(codes)]) + "\n")
+    files["patient_names"].write_text("\n".join(["SUBJECT_ID,NAME"] + [f"{p},name {p}" for p in conditions]) + "\n")
+    return files
+
+
+def test_a_group_left_with_one_patient_that_has_other_conditions_stops_before_scoring(tmp_path):
+    from mlm_mia.settings.study import StudySettings
+    from mlm_mia.study import name_probe as study_probe
+    # the members' conditions are all patient 1's: 1 has no other condition, so 2 alone remains
+    files = probe_tables(tmp_path, {"1": ["a", "b", "c"], "2": ["a", "b"], "3": ["d"], "4": ["e"]})
+    sets = pd.DataFrame({"set": ["members", "members", "non_members", "non_members"],
+                         "patient_id": ["1", "2", "3", "4"]})
+    settings = StudySettings(target=tmp_path, name_probe=True, **files)
+    with pytest.raises(InputError, match="DIAGNOSES_ICD.csv: 1 of the 2 members patients .* other"):
+        study_probe.plan(sets, settings)
+    files = probe_tables(tmp_path, {"1": ["a", "b", "c", "f"], "2": ["a", "b"], "5": ["c", "f"],
+                                    "3": ["d"], "4": ["e"]})
+    sets = pd.DataFrame({"set": ["members"] * 3 + ["non_members"] * 2, "patient_id": ["1", "2", "5", "3", "4"]})
+    plan = study_probe.plan(sets, settings)
+    assert plan.left_out["members"] == {"without_name": 0, "without_condition": 0, "without_other_condition": 1}
+    assert {i.patient for i in plan.items if i.group == "members"} == {"2", "5"}
+
+
 def test_templates_span_the_condition_and_auc_and_interval_computed_two_ways():
     made = [name_probe.Item(g, p, c, own) for g in name_probe.GROUPS for p in (f"{g}1", f"{g}2", f"{g}3")
             for c, own in (("x", True), ("y", False))]

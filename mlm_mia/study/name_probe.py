@@ -27,14 +27,14 @@ class Plan:
     items: list[name_probe.Item]
     sentences: list[str]
     spans: list[tuple[int, int]]
-    left_out: dict[str, dict[str, int]]  # per group: patients without a name, without a condition
+    left_out: dict[str, dict[str, int]]  # per group: patients without a name, a condition, an other
     files_sha256: dict[str, str]  # settings.json's record of the three inputs
 
 
 def plan(sets: pd.DataFrame, settings: StudySettings) -> Plan:
     """Reads the three inputs (the demo's: the synthetic corpus's) and makes the probe's
     pairs for the sets' member and non-member patients; stops, naming the file, when a group
-    keeps fewer than 2 patients."""
+    keeps fewer than 2 patients (with a name, and own and other conditions)."""
     diagnoses_file, titles_file, names_file = demo.name_probe_files() if settings.demo else (
         settings.diagnoses, settings.diagnosis_titles, settings.patient_names)
     titles = diagnoses.read_titles(titles_file)
@@ -58,6 +58,13 @@ def plan(sets: pd.DataFrame, settings: StudySettings) -> Plan:
                              f"have {what} (the probe needs 2 or more per group); give the "
                              "files of the notes the sets were drawn from")
     items = name_probe.items(patients, conditions, settings.seed)
+    for group in name_probe.GROUPS:  # a patient with every condition of the group has no other
+        matched = {item.patient for item in items if item.group == group}
+        left_out[group]["without_other_condition"] = len(patients[group]) - len(matched)
+        if len(matched) < 2:
+            raise InputError(f"{diagnoses_file}: {len(matched)} of the {len(patients[group])} {group} patients "
+                             f"have a condition that another of them has and they do not (the probe's other "
+                             "conditions; it needs 2 or more patients per group); draw more patients")
     sentences, spans = name_probe.templates(items, names, titles)
     digests = {name: file_sha256(path) for name, path in (
         ("diagnoses", diagnoses_file), ("diagnosis_titles", titles_file), ("patient_names", names_file))}
