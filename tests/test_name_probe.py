@@ -131,6 +131,22 @@ def test_a_group_left_with_one_patient_that_has_other_conditions_stops_before_sc
     assert {i.patient for i in plan.items if i.group == "members"} == {"2", "5"}
 
 
+def test_a_template_longer_than_the_target_takes_is_refused_not_scored_cut(tmp_path, random_roberta):
+    from mlm_mia.engine.scoring import ModelDir, ScoreSettings
+    from mlm_mia.settings.study import StudySettings
+    from mlm_mia.study import name_probe as study_probe
+    files = probe_tables(tmp_path, {"1": ["a", "b"], "2": ["c"], "3": ["a", "d"], "4": ["b", "e"]})
+    long_title = "closed fracture of the shaft of the femur with other injury " * 8  # > 64 tokens
+    files["diagnosis_titles"].write_text("ROW_ID,ICD9_CODE,SHORT_TITLE,LONG_TITLE\n" + "".join(
+        f"{k},{c},s,{long_title if c == 'a' else 'gout'}\n" for k, c in enumerate("abcde")))
+    sets = pd.DataFrame({"set": ["members", "members", "non_members", "non_members"],
+                         "patient_id": ["1", "2", "3", "4"]})
+    plan = study_probe.plan(sets, StudySettings(target=random_roberta, name_probe=True, **files))
+    settings = ScoreSettings(progress=False)
+    with pytest.raises(InputError, match=r"\d+ of the name probe's \d+ templates are longer than the target's 64 tokens"):
+        study_probe.run(plan, ModelDir(random_roberta, "--target", "target", settings), settings, 0, 0)
+
+
 def test_templates_span_the_condition_and_auc_and_interval_computed_two_ways():
     made = [name_probe.Item(g, p, c, own) for g in name_probe.GROUPS for p in (f"{g}1", f"{g}2", f"{g}3")
             for c, own in (("x", True), ("y", False))]

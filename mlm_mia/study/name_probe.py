@@ -74,10 +74,17 @@ def plan(sets: pd.DataFrame, settings: StudySettings) -> Plan:
 def run(probe: Plan, target: ModelDir, settings: ScoreSettings, n_boot: int, seed: int
         ) -> tuple[dict, pd.DataFrame]:
     """metrics.json's ``name_probe`` and name_probe.csv: the plan's templates scored under
-    the target. Not cached: a template holds a name and a condition, and a cache key is a
-    hash of its sentence, so the cache would tell whoever can guess a pair that it was scored."""
+    the target; stops if one is longer than the target takes. Not cached: a template holds a
+    name and a condition, and a cache key is a hash of its sentence, so the cache would tell
+    whoever can guess a pair that it was scored."""
     with ScoreCache(None) as nothing:
-        scores = [s.pll for s in score_sentences(target, probe.sentences, settings, nothing, spans=probe.spans)]
+        scored = score_sentences(target, probe.sentences, settings, nothing, spans=probe.spans)
+    cut = sum(s.truncated for s in scored)
+    if cut:  # the condition ends the template: cut, its score would be of some of its tokens, or none
+        raise InputError(f"--diagnosis-titles: {cut} of the name probe's {len(scored)} templates are longer than "
+                         f"the target's {target.loaded[1]} tokens, which would cut their condition; leave the "
+                         "codes of the longest titles out of the file, or probe a target that takes longer inputs")
+    scores = [s.pll for s in scored]
     table = name_probe.scores_table(probe.items, scores[0::2], scores[1::2])
     result = name_probe.evaluate(table, n_boot, seed)
     result["left_out"] = probe.left_out
