@@ -131,6 +131,21 @@ def test_a_group_left_with_one_patient_that_has_other_conditions_stops_before_sc
     assert {i.patient for i in plan.items if i.group == "members"} == {"2", "5"}
 
 
+def test_titles_of_other_codes_are_refused_not_matched_to_a_few_diagnoses(tmp_path):
+    # D_ICD_PROCEDURES (same columns as D_ICD_DIAGNOSES) given as --diagnosis-titles: a few
+    # procedure codes equal diagnosis codes, and would give them a procedure's title
+    from mlm_mia.settings.study import StudySettings
+    from mlm_mia.study import name_probe as study_probe
+    files = probe_tables(tmp_path, {"1": ["a", "b"], "2": ["c"], "3": ["a", "d"], "4": ["b", "e"]})
+    files["diagnosis_titles"].write_text("ROW_ID,ICD9_CODE,SHORT_TITLE,LONG_TITLE\n1,a,s,venous cath\n"
+                                         "2,b,s,insert endotracheal tube\n3,x,s,other\n")
+    sets = pd.DataFrame({"set": ["members", "members", "non_members", "non_members"],
+                         "patient_id": ["1", "2", "3", "4"]})
+    with pytest.raises(InputError, match="D_ICD_DIAGNOSES.csv: 3 of the 5 ICD-9 codes of .*DIAGNOSES_ICD.csv "
+                                         "have no title in it"):
+        study_probe.plan(sets, StudySettings(target=tmp_path, name_probe=True, **files))
+
+
 def test_a_template_longer_than_the_target_takes_is_refused_not_scored_cut(tmp_path, random_roberta):
     from mlm_mia.engine.scoring import ModelDir, ScoreSettings
     from mlm_mia.settings.study import StudySettings
