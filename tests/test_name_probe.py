@@ -319,7 +319,9 @@ def test_score_mia_name_probe_writes_ids_and_numbers_and_a_report_section(corpus
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.rename(columns={"own": "mine"}), r"columns \['group', 'patient_id', 'mine'"),
     (lambda t: t.assign(with_name=t["with_name"].astype(object).where(t.index != 3, "x")),
-     "row 5 of with_name is 'x', not a number"),
+     "row 5 of with_name is 'x', not a finite number"),
+    (lambda t: t.assign(without_name=t["without_name"].astype(object).where(t.index != 0, "-inf")),
+     "row 2 of without_name is '-inf', not a finite number"),
     (lambda t: t.assign(own=t["own"].where(t.index != 0, 2)), "row 2: group must be one of"),
     (lambda t: t[~((t["patient_id"] == "m1") & (t["own"] == 0))], "the members group needs at least 2 patients, "
      "each with own"),
