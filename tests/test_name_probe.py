@@ -43,6 +43,18 @@ def test_a_name_only_where_a_patient_has_two_lines_that_share_it(tmp_path):
     assert names.read_names(path) == {"1": "ann lee"}
 
 
+def test_notes_whose_lines_do_not_start_with_a_name_are_refused_not_read_as_names(tmp_path, corpus):
+    # the original or 1a notes given as --patient-names: a few patients' lines share a first
+    # word ("the"), which is no name; most patients' lines share none
+    path = tmp_path / "SUBJECT_ID_to_NOTES_original.csv"
+    path.write_text('SUBJECT_ID,TEXT\n1,"the patient was admitted.\nthe patient is stable."\n'
+                    '2,"the x-ray is clear.\nthe heart is normal."\n3,"service: medicine\nchief complaint: '
+                    'dyspnea"\n4,"pt has copd.\nhe was intubated."\n', encoding="utf-8")
+    for notes in (path, corpus["one_a"]):
+        with pytest.raises(InputError, match=f'{notes.name}: the lines of .* patients .* not "1b" notes'):
+            names.read_names(notes)
+
+
 @pytest.mark.parametrize("content, message", [
     ("SUBJECT_ID,NAME\n1,Ann Lee\n1,Bo Ma\n", "record 2 gives patient 1 a second name"),
     ("SUBJECT_ID,NAME\n1,\n", "record 1 has an empty SUBJECT_ID or NAME"),
@@ -86,6 +98,68 @@ def test_other_conditions_are_the_groups_closest_in_frequency_and_never_the_pati
     assert ("non_members", "3") not in by_patient
     again = name_probe.items({"members": ["1", "5"], "non_members": ["2", "3"]}, conditions, seed=0)
     assert again == made  # seeded: the same pairs every time
+
+
+def probe_tables(folder: Path, conditions: dict[str, list[str]]) -> dict[str, Path]:
+    """Tiny diagnosis tables and a names table (patient p named "name p") of ``conditions``."""
+    files = {"diagnoses": folder / "DIAGNOSES_ICD.csv", "diagnosis_titles": folder / "D_ICD_DIAGNOSES.csv",
+             "patient_names": folder / "names.csv"}
+    rows = [f"{k},{p},{p}0,{k},\"{c}\"" for k, (p, c) in enumerate((p, c) for p in conditions for c in conditions[p])]
+    files["diagnoses"].write_text("\n".join(["ROW_ID,SUBJECT_ID,HADM_ID,SEQ_NUM,ICD9_CODE"] + rows) + "\n")
+    codes = sorted({c for cs in conditions.values() for c in cs})
+    files["diagnosis_titles"].write_text("\n".join(["ROW_ID,ICD9_CODE,SHORT_TITLE,LONG_TITLE"] + [
+        f'{k},{c},t{c},"Title, {c}"' for k, c in enumerate(codes)]) + "\n")
+    files["patient_names"].write_text("\n".join(["SUBJECT_ID,NAME"] + [f"{p},name {p}" for p in conditions]) + "\n")
+    return files
+
+
+def test_a_group_left_with_one_patient_that_has_other_conditions_stops_before_scoring(tmp_path):
+    from mlm_mia.settings.study import StudySettings
+    from mlm_mia.study import name_probe as study_probe
+    # the members' conditions are all patient 1's: 1 has no other condition, so 2 alone remains
+    files = probe_tables(tmp_path, {"1": ["a", "b", "c"], "2": ["a", "b"], "3": ["d"], "4": ["e"]})
+    sets = pd.DataFrame({"set": ["members", "members", "non_members", "non_members"],
+                         "patient_id": ["1", "2", "3", "4"]})
+    settings = StudySettings(target=tmp_path, name_probe=True, **files)
+    with pytest.raises(InputError, match="DIAGNOSES_ICD.csv: 1 of the 2 members patients .* other"):
+        study_probe.plan(sets, settings)
+    files = probe_tables(tmp_path, {"1": ["a", "b", "c", "f"], "2": ["a", "b"], "5": ["c", "f"],
+                                    "3": ["d"], "4": ["e"]})
+    sets = pd.DataFrame({"set": ["members"] * 3 + ["non_members"] * 2, "patient_id": ["1", "2", "5", "3", "4"]})
+    plan = study_probe.plan(sets, settings)
+    assert plan.left_out["members"] == {"without_name": 0, "without_condition": 0, "without_other_condition": 1}
+    assert {i.patient for i in plan.items if i.group == "members"} == {"2", "5"}
+
+
+def test_titles_of_other_codes_are_refused_not_matched_to_a_few_diagnoses(tmp_path):
+    # D_ICD_PROCEDURES (same columns as D_ICD_DIAGNOSES) given as --diagnosis-titles: a few
+    # procedure codes equal diagnosis codes, and would give them a procedure's title
+    from mlm_mia.settings.study import StudySettings
+    from mlm_mia.study import name_probe as study_probe
+    files = probe_tables(tmp_path, {"1": ["a", "b"], "2": ["c"], "3": ["a", "d"], "4": ["b", "e"]})
+    files["diagnosis_titles"].write_text("ROW_ID,ICD9_CODE,SHORT_TITLE,LONG_TITLE\n1,a,s,venous cath\n"
+                                         "2,b,s,insert endotracheal tube\n3,x,s,other\n")
+    sets = pd.DataFrame({"set": ["members", "members", "non_members", "non_members"],
+                         "patient_id": ["1", "2", "3", "4"]})
+    with pytest.raises(InputError, match="D_ICD_DIAGNOSES.csv: 3 of the 5 ICD-9 codes of .*DIAGNOSES_ICD.csv "
+                                         "have no title in it"):
+        study_probe.plan(sets, StudySettings(target=tmp_path, name_probe=True, **files))
+
+
+def test_a_template_longer_than_the_target_takes_is_refused_not_scored_cut(tmp_path, random_roberta):
+    from mlm_mia.engine.scoring import ModelDir, ScoreSettings
+    from mlm_mia.settings.study import StudySettings
+    from mlm_mia.study import name_probe as study_probe
+    files = probe_tables(tmp_path, {"1": ["a", "b"], "2": ["c"], "3": ["a", "d"], "4": ["b", "e"]})
+    long_title = "closed fracture of the shaft of the femur with other injury " * 8  # > 64 tokens
+    files["diagnosis_titles"].write_text("ROW_ID,ICD9_CODE,SHORT_TITLE,LONG_TITLE\n" + "".join(
+        f"{k},{c},s,{long_title if c == 'a' else 'gout'}\n" for k, c in enumerate("abcde")))
+    sets = pd.DataFrame({"set": ["members", "members", "non_members", "non_members"],
+                         "patient_id": ["1", "2", "3", "4"]})
+    plan = study_probe.plan(sets, StudySettings(target=random_roberta, name_probe=True, **files))
+    settings = ScoreSettings(progress=False)
+    with pytest.raises(InputError, match=r"\d+ of the name probe's \d+ templates are longer than the target's 64 tokens"):
+        study_probe.run(plan, ModelDir(random_roberta, "--target", "target", settings), settings, 0, 0)
 
 
 def test_templates_span_the_condition_and_auc_and_interval_computed_two_ways():
@@ -245,7 +319,9 @@ def test_score_mia_name_probe_writes_ids_and_numbers_and_a_report_section(corpus
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.rename(columns={"own": "mine"}), r"columns \['group', 'patient_id', 'mine'"),
     (lambda t: t.assign(with_name=t["with_name"].astype(object).where(t.index != 3, "x")),
-     "row 5 of with_name is 'x', not a number"),
+     "row 5 of with_name is 'x', not a finite number"),
+    (lambda t: t.assign(without_name=t["without_name"].astype(object).where(t.index != 0, "-inf")),
+     "row 2 of without_name is '-inf', not a finite number"),
     (lambda t: t.assign(own=t["own"].where(t.index != 0, 2)), "row 2: group must be one of"),
     (lambda t: t[~((t["patient_id"] == "m1") & (t["own"] == 0))], "the members group needs at least 2 patients, "
      "each with own"),

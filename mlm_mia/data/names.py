@@ -44,7 +44,8 @@ def read_names(path: Path) -> dict[str, str]:
 
 def names_from_prefixes(path: Path) -> dict[str, str]:
     """The words every line of a patient's notes starts with, for each patient of a "1b"
-    notes file with at least two lines and such words."""
+    notes file with at least two lines and such words; stops unless most such patients have
+    them (the file is not "1b" notes)."""
     prefixes: dict[str, list[str]] = {}
     lines: dict[str, int] = {}
     for note in csv_notes.read_notes(path):
@@ -57,5 +58,12 @@ def names_from_prefixes(path: Path) -> dict[str, str]:
                           min(len(prefix), len(words)))
             prefixes[note.patient_id] = prefix[:common]
             lines[note.patient_id] = lines.get(note.patient_id, 0) + 1
-    return {patient: " ".join(prefix) for patient, prefix in prefixes.items()
-            if prefix and lines[patient] >= 2}
+    several = [patient for patient, count in lines.items() if count >= 2]
+    named = {patient: " ".join(prefixes[patient]) for patient in several if prefixes[patient]}
+    # in "1b" notes every line starts with the name; in the others most patients' lines share
+    # no first word, and the few that do share one such as "the", which is no name
+    if several and 2 * len(named) <= len(several):
+        raise InputError(f"{path}: the lines of only {len(named)} of the {len(several)} patients with two or "
+                         'more lines start with the same words: not "1b" notes (every line prefixed with '
+                         "the patient's name); give those, or a SUBJECT_ID,NAME table")
+    return named

@@ -139,9 +139,10 @@ def read_scores(path: Path) -> pd.DataFrame:
                          "score_MIA.py --name-probe writes them")
     for column in ("own", "with_name", "without_name"):
         numbers = pd.to_numeric(table[column], errors="coerce")
-        if numbers.isna().any():
-            row = int(numbers.isna().idxmax())
-            raise InputError(f"{path}: row {row + 2} of {column} is {table[column][row]!r}, not a number")
+        bad = ~np.isfinite(numbers.to_numpy(float))
+        if bad.any():
+            row = int(bad.argmax())
+            raise InputError(f"{path}: row {row + 2} of {column} is {str(table[column][row])!r}, not a finite number")
         table[column] = numbers
     bad = ~table["own"].isin((0, 1)) | ~table["group"].isin(GROUPS)
     if bad.any():
