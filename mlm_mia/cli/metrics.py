@@ -28,7 +28,8 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="metrics.py", description="AUC, TPR at 0.1/1/10% FPR, precision/recall/F1 at 10% "
         "FPR, patient-bootstrap CIs, the validity check and the per-patient tests, from a "
-        "scores.csv (and the name-condition probe from the name_probe.csv beside it); with several, the targets compared on the same sets (paired intervals).")
+        "scores.csv (and the name-condition probe from the name_probe.csv beside it); with "
+        "several, the targets compared on the same sets (paired intervals).")
     parser.add_argument("scores", type=Path, nargs="+", help="scores.csv written by score_MIA.py; "
                         "several: one per target, all on the same sets")
     parser.add_argument("--names", help="comma-separated names of the runs (default: the name of "

@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "member against non-member patients (with --demo: the synthetic corpus's files)")
     add(probe, "--diagnoses", metavar="FILE", help="MIMIC-III DIAGNOSES_ICD.csv.gz")
     add(probe, "--diagnosis-titles", metavar="FILE", help="MIMIC-III D_ICD_DIAGNOSES.csv.gz")
-    add(probe, "--patient-names", metavar="FILE", help="the patients' surrogate names: a SUBJECT_ID,NAME CSV, or the 1b "
-        "notes (SUBJECT_ID,TEXT, every line prefixed with the name)")
+    add(probe, "--patient-names", metavar="FILE", help="the patients' surrogate names: a SUBJECT_ID,NAME "
+        "CSV, or the 1b notes (SUBJECT_ID,TEXT, every line prefixed with the name)")
     statistics = parser.add_argument_group("statistics and audit")
     add(statistics, "--bootstrap")
     add(statistics, "--seed", help="seed of the bootstrap, of the scoring's other draws (EncoderMI's "

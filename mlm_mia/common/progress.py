@@ -14,7 +14,7 @@ import sys
 import time
 from itertools import accumulate
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import InputError
 
@@ -113,17 +113,19 @@ class Progress:
 
 class FilesProgress(Progress):
     """The progress of reading ``paths`` one after the other, in kB or MB of the files (of
-    the compressed bytes, for a .gz): ``at(i)`` is the callback that the reader of file
-    ``i`` tells how many of its bytes it has read."""
+    the compressed bytes, for a .gz): :meth:`files` gives each path with the callback that
+    its reader tells how many of its bytes it has read."""
 
     def __init__(self, stage: str, paths: Sequence[Path], enabled: bool = True):
-        sizes = [Path(p).stat().st_size for p in paths]
+        self.paths = [Path(p) for p in paths]
+        sizes = [p.stat().st_size for p in self.paths]
         self.scale, unit = (1e6, "MB") if sum(sizes) >= 1e7 else (1e3, "kB")
         self.before = list(accumulate(sizes, initial=0))
         super().__init__(stage, sum(sizes) / self.scale, unit, enabled=enabled)
 
-    def at(self, index: int) -> Callable[[int], None]:
-        return lambda read: self.set((self.before[index] + read) / self.scale)
+    def files(self) -> Iterator[tuple[Path, Callable[[int], None]]]:
+        for path, before in zip(self.paths, self.before):
+            yield path, lambda read, before=before: self.set((before + read) / self.scale)
 
     def close(self, finished: bool = True) -> None:
         if finished:

@@ -63,15 +63,13 @@ class Source:
         """Every note with the splitter for its file, in input order; reading note CSV files
         shows its progress (kB or MB of the files read)."""
         splitters = self.splitters()
-        csv_files = self.paths if self.kind == "csv" else ()
-        with FilesProgress(f"reading {self.flag}", csv_files, enabled=bool(csv_files)) as bar:
-            for index, path in enumerate(self.paths):
+        with FilesProgress(f"reading {self.flag}", self.paths, enabled=self.kind == "csv") as bar:
+            for path, read in bar.files():
                 splitter = splitters[str(path)]
                 if self.kind == "text":
                     yield from ((Note(None, line, path.name), splitter) for line in _text_lines(path))
                     continue
-                notes = n2c2.read_records(path) if self.kind == "n2c2" else csv_notes.read_notes(
-                    path, bar.at(index))
+                notes = n2c2.read_records(path) if self.kind == "n2c2" else csv_notes.read_notes(path, read)
                 yield from ((note, splitter) for note in notes)
 
     def split_notes(self, function: Callable[[list], list], min_chars: int,

@@ -48,8 +48,8 @@ def split_notes(files: list[Path], out_dir: Path, train_fraction: float, seed: i
     columns = csv_notes.FORMATS[formats.pop()]
     subject = columns.index("SUBJECT_ID")
     with FilesProgress("split: patient ids", files) as bar:
-        patients = {row[subject].strip() for index, path in enumerate(files)
-                    for _, row in csv_notes.iter_records(path, read=bar.at(index))}
+        patients = {row[subject].strip() for path, read in bar.files()
+                    for _, row in csv_notes.iter_records(path, read=read)}
     train = split_patients(sorted(patients), train_fraction, seed)
     rows = {"train": 0, "heldout": 0}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,8 +60,8 @@ def split_notes(files: list[Path], out_dir: Path, train_fraction: float, seed: i
         for writer in writers.values():
             writer.writerow(columns)
         with FilesProgress("split: the two halves", files) as bar:
-            for index, path in enumerate(files):
-                for _, row in csv_notes.iter_records(path, read=bar.at(index)):
+            for path, read in bar.files():
+                for _, row in csv_notes.iter_records(path, read=read):
                     half = "train" if row[subject].strip() in train else "heldout"
                     writers[half].writerow(row)
                     rows[half] += 1

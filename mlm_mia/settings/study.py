@@ -12,7 +12,8 @@ from .choices import BACKENDS, DTYPES, LIRA_STATISTICS, PLL_METRICS, REDUCTIONS,
 from .flags import check_fields, non_negative_int, positive_int, setting, shadow_indices
 
 # the name-condition probe's inputs: flag -> field
-PROBE_FILES = {"--diagnoses": "diagnoses", "--diagnosis-titles": "diagnosis_titles", "--patient-names": "patient_names"}
+PROBE_FILES = {"--diagnoses": "diagnoses", "--diagnosis-titles": "diagnosis_titles",
+               "--patient-names": "patient_names"}
 # where a run writes and how it reuses earlier work: no part of what its results are
 NOT_IDENTITY = frozenset({"out_dir", "overwrite", "cache_dir", "no_cache", "shadows_ready", "replace_shadows",
                           "no_plot", "show_exposed"})

@@ -39,15 +39,15 @@ def plan(sets: pd.DataFrame, settings: StudySettings) -> Plan:
         settings.diagnoses, settings.diagnosis_titles, settings.patient_names)
     titles = diagnoses.read_titles(titles_file)
     table = diagnoses.read_diagnoses(diagnoses_file)
-    codes = {code for own in table.values() for code in own}
-    untitled = len(codes - titles.keys())
-    if 2 * untitled > len(codes):  # MIMIC-III's tables lack the titles of a few codes, not most
-        raise InputError(f"{titles_file}: {untitled} of the {len(codes)} ICD-9 codes of {diagnoses_file} have "
+    all_codes = {code for own in table.values() for code in own}
+    untitled = len(all_codes - titles.keys())
+    if 2 * untitled > len(all_codes):  # MIMIC-III's tables lack the titles of a few codes, not most
+        raise InputError(f"{titles_file}: {untitled} of the {len(all_codes)} ICD-9 codes of {diagnoses_file} have "
                          "no title in it; give MIMIC-III's D_ICD_DIAGNOSES and DIAGNOSES_ICD (not the "
                          "PROCEDURES tables, which have the same columns)")
     if untitled:
         log.warning("%d of the %d ICD-9 codes of %s have no title in %s: left out of the name probe",
-                    untitled, len(codes), diagnoses_file, titles_file)
+                    untitled, len(all_codes), diagnoses_file, titles_file)
     conditions = {patient: [c for c in codes if c in titles] for patient, codes in table.items()}
     names = name_files.read_names(names_file)
     patients, left_out = {}, {}
